@@ -1,0 +1,33 @@
+# kubeface: `make demo` trains on the bundled photos, `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_HOME ?= $(CURDIR)/.kubeface
+DEMO_MODEL_NAME ?= demo-classifier
+
+.PHONY: venv demo test compile images clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	KUBEFACE_HOME=$(DEMO_HOME) KUBEFACE_STORE=$(DEMO_HOME)/store $(BIN)/kubeface run \
+		--model-name $(DEMO_MODEL_NAME) --json | tail -n 1 > $(DEMO_HOME)/summary.json
+	$(BIN)/python -c "import json; s = json.load(open('$(DEMO_HOME)/summary.json')); print('model:', s['model_uri'])"
+	$(BIN)/kubeface recognize --model "$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_HOME)/summary.json'))['model_uri'])")" \
+		src/kubeface/data/demo_lfw/test
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+compile: $(STAMP)
+	$(BIN)/kubeface compile
+
+clean:
+	rm -rf $(VENV) $(DEMO_HOME)

@@ -1,0 +1,1 @@
+"""The kubeface training pipeline and its compiled YAML."""

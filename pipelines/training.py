@@ -1,0 +1,63 @@
+"""The training pipeline: convert, fetch, align and embed per shard, train, validate, publish."""
+
+from pathlib import Path
+
+from kfp import dsl
+
+from kubeface.components import align, convert, embed, fetch, publish, report_rejected, train, validate
+
+PIPELINE_NAME = "kubeface-train"
+COMPILED_YAML = Path(__file__).with_name("kubeface-train.yaml")
+
+
+@dsl.pipeline(name=PIPELINE_NAME, description="Train, validate and publish a FaceNet face recognizer.")
+def training_pipeline(
+    dataset_uri: str,
+    test_dataset_uri: str = "",
+    store_uri: str = "",
+    s3_endpoint: str = "",
+    model_name: str = "facenet-classifier",
+    min_accuracy: float = 0.9,
+    margin: int = 32,
+    image_size: int = 160,
+    precision: str = "FP32",
+    shards: int = 1,
+) -> str:
+    """Turn a folder or dataset version of person photos into a published face recognizer.
+
+    Returns:
+        The run summary as JSON (accuracy, passed, published, model_uri, labels, skipped).
+    """
+    # Step 1: the models, and the dataset with every checksum verified.
+    convert_task = convert(precision=precision)
+    fetch_task = fetch(dataset_uri=dataset_uri, test_dataset_uri=test_dataset_uri,
+                       s3_endpoint=s3_endpoint, shards=shards)
+    # The data behind a dataset URI or folder can change while the URI stays the same.
+    fetch_task.set_caching_options(False)
+
+    # Step 2: align and embed, one task per shard.
+    with dsl.ParallelFor(fetch_task.outputs["Output"], name="shard") as shard_index:
+        align_task = align(dataset=fetch_task.outputs["dataset"], ir=convert_task.outputs["ir"],
+                           shard_index=shard_index, shard_count=shards, margin=margin, image_size=image_size)
+        embed_task = embed(aligned=align_task.outputs["aligned"], ir=convert_task.outputs["ir"])
+
+    # Step 3: train and validate.
+    train_task = train(shards=dsl.Collected(embed_task.outputs["embeddings"]))
+    validate_task = validate(model=train_task.outputs["model"], min_accuracy=min_accuracy)
+
+    # Step 4: publish only a model that passed the gate.
+    with dsl.If(validate_task.outputs["Output"] == True, name="passed"):  # noqa: E712
+        publish_task = publish(ir=convert_task.outputs["ir"], model=train_task.outputs["model"],
+                               report=validate_task.outputs["report"], store_uri=store_uri,
+                               model_name=model_name, s3_endpoint=s3_endpoint)
+    with dsl.Else(name="failed"):
+        rejected_task = report_rejected(model=train_task.outputs["model"], report=validate_task.outputs["report"])
+    return dsl.OneOf(publish_task.output, rejected_task.output)
+
+
+def compile_pipeline(output: Path = COMPILED_YAML) -> Path:
+    """Compile the pipeline to YAML."""
+    from kfp import compiler
+
+    compiler.Compiler().compile(training_pipeline, str(output))
+    return output

@@ -1,0 +1,1 @@
+"""The KServe custom predictor and its manifests."""

@@ -1,0 +1,3 @@
+"""kubeface: face detection and recognition as Kubeflow Pipelines components."""
+
+__version__ = "0.1.0"

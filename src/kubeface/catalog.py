@@ -1,0 +1,278 @@
+"""Versioned models (and datasets) in a store, each version sealed by a manifest written last.
+
+Layout: <store>/models/<name>/<version>/ with manifest.json listing every file's relative
+path, sha256 and size. A version whose manifest is missing does not exist for readers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+from kubeface.errors import (
+    ChecksumError,
+    InvalidInputError,
+    ModelError,
+    NotFoundError,
+    StoreError,
+    VersionExistsError,
+)
+from kubeface.store import Store, open_store
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+CLAIM = ".claim"
+MANIFEST_FORMAT = 1
+NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+VERSION_PATTERN = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
+FIRST_VERSION = "1.0.0"
+MAX_CLAIM_ATTEMPTS = 50
+
+
+def check_name(name: str, what: str = "model") -> str:
+    """Accept lowercase names of letters, digits, '.', '_' and '-' (as Kubernetes does)."""
+    if not NAME_PATTERN.match(name or ""):
+        raise InvalidInputError(
+            f"invalid {what} name {name!r}: use 1-63 lowercase letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit"
+        )
+    return name
+
+
+def parse_version(version: str) -> tuple[int, int, int]:
+    """Split "X.Y.Z" into integers; raises InvalidInputError for anything else."""
+    match = VERSION_PATTERN.match(version or "")
+    if not match:
+        raise InvalidInputError(f"invalid version {version!r}: expected X.Y.Z, for example 1.0.0")
+    return tuple(int(part) for part in match.groups())
+
+
+def next_version(versions: list[str]) -> str:
+    """Return the patch version after the highest one, or 1.0.0 for none."""
+    if not versions:
+        return FIRST_VERSION
+    major, minor, patch = max(parse_version(v) for v in versions)
+    return f"{major}.{minor}.{patch + 1}"
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_entries(folder: Path) -> list[dict]:
+    """Describe every file under folder as {path, sha256, size}, sorted by path."""
+    from kubeface.weights import sha256_file
+
+    entries = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.name != MANIFEST:
+            relative = path.relative_to(folder).as_posix()
+            entries.append({"path": relative, "sha256": sha256_file(path), "size": path.stat().st_size})
+    return entries
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+class Catalog:
+    """Models and datasets of one store."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    @classmethod
+    def open(cls, uri: str | None = None, s3_endpoint: str | None = None) -> "Catalog":
+        return cls(open_store(uri, s3_endpoint))
+
+    def _prefix(self, kind: str, name: str, version: str | None = None) -> str:
+        check_name(name, kind[:-1])
+        prefix = f"{kind}/{name}"
+        if version is not None:
+            parse_version(version)
+            prefix += f"/{version}"
+        return prefix
+
+    def versions(self, kind: str, name: str, sealed_only: bool = True) -> list[str]:
+        """Return the versions of one model or dataset, oldest first.
+
+        With sealed_only, versions without a manifest (unfinished or abandoned) are left out.
+        """
+        prefix = self._prefix(kind, name) + "/"
+        found = set()
+        for key in self.store.list(prefix):
+            parts = key[len(prefix):].split("/")
+            if len(parts) == 2 and VERSION_PATTERN.match(parts[0]):
+                if parts[1] == MANIFEST or (not sealed_only and parts[1] == CLAIM):
+                    found.add(parts[0])
+        return sorted(found, key=parse_version)
+
+    def names(self, kind: str) -> list[str]:
+        """Return the names that have at least one sealed version."""
+        names = set()
+        for key in self.store.list(f"{kind}/"):
+            parts = key.split("/")
+            if len(parts) == 4 and parts[3] == MANIFEST:
+                names.add(parts[1])
+        return sorted(names)
+
+    def manifest(self, kind: str, name: str, version: str) -> dict:
+        """Read a version's manifest; raises NotFoundError for an unsealed or missing version."""
+        key = f"{self._prefix(kind, name, version)}/{MANIFEST}"
+        try:
+            return json.loads(self.store.read_bytes(key))
+        except NotFoundError as error:
+            raise NotFoundError(
+                f"{kind[:-1]} {name} version {version} not found in {self.store.uri} "
+                f"(no {MANIFEST}); list versions with: kubeface {kind[:-1]} list"
+            ) from error
+
+    def publish(self, kind: str, name: str, folder: Path, metadata: dict, version: str | None = None) -> str:
+        """Upload every file of folder as a new version and seal it with the manifest.
+
+        Without version, the next patch version is claimed with an exclusive create, so two
+        publishers at once get two different versions. With a version, it must not exist yet.
+        Returns the version.
+        """
+        entries = file_entries(folder)
+        if version is None:
+            version = self._claim_next(kind, name)
+        else:
+            if not self.store.create_exclusive(f"{self._prefix(kind, name, version)}/{CLAIM}", b""):
+                if version in self.versions(kind, name):
+                    raise_exists(kind, name, version, self.store.uri)
+                logger.info("resuming the unfinished %s %s %s", kind[:-1], name, version)
+        prefix = self._prefix(kind, name, version)
+        for entry in entries:
+            self.store.upload_file(f"{prefix}/{entry['path']}", folder / entry["path"])
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "kind": kind[:-1],
+            "name": name,
+            "version": version,
+            "created": utc_now(),
+            "files": entries,
+            "metadata": metadata,
+        }
+        data = json.dumps(manifest, indent=2, ensure_ascii=False).encode()
+        if not self.store.create_exclusive(f"{prefix}/{MANIFEST}", data):
+            raise_exists(kind, name, version, self.store.uri)
+        logger.info("published %s %s version %s to %s", kind[:-1], name, version, self.store.uri)
+        return version
+
+    def _claim_next(self, kind: str, name: str) -> str:
+        for _ in range(MAX_CLAIM_ATTEMPTS):
+            version = next_version(self.versions(kind, name, sealed_only=False))
+            if self.store.create_exclusive(f"{self._prefix(kind, name, version)}/{CLAIM}", b""):
+                return version
+        raise StoreError(f"could not claim a new version of {kind[:-1]} {name} after {MAX_CLAIM_ATTEMPTS} attempts")
+
+    def fetch(self, kind: str, name: str, version: str, destination: Path | None = None) -> Path:
+        """Return a local folder with a version's files, every checksum verified.
+
+        A local store's files are verified in place; other stores are downloaded into
+        destination (or a cache folder) first.
+        """
+        manifest = self.manifest(kind, name, version)
+        prefix = self._prefix(kind, name, version)
+        local = self.store.local_path(prefix)
+        if local is not None and destination is None:
+            verify_folder(local, manifest)
+            return local
+        destination = destination or cache_folder(self.store.uri, prefix, manifest)
+        if (destination / MANIFEST).is_file():
+            try:
+                verify_folder(destination, manifest)
+                return destination
+            except ChecksumError:
+                shutil.rmtree(destination)
+        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=_ensure_parent(destination)))
+        try:
+            for entry in manifest["files"]:
+                self.store.download_file(f"{prefix}/{entry['path']}", staging / entry["path"])
+            verify_folder(staging, manifest)
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+            if destination.exists():
+                shutil.rmtree(destination)
+            os.replace(staging, destination)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return destination
+
+
+def raise_exists(kind: str, name: str, version: str, uri: str):
+    """Raise the error for an attempt to write an existing, sealed version."""
+    raise VersionExistsError(
+        f"{kind[:-1]} {name} version {version} already exists in {uri}; versions are immutable, "
+        "so choose a new version"
+    )
+
+
+def _ensure_parent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.parent
+
+
+def cache_folder(store_uri: str, prefix: str, manifest: dict) -> Path:
+    """Return the local cache folder for a downloaded version, keyed by its manifest."""
+    root = os.environ.get("KUBEFACE_CACHE") or os.path.join(Path.home(), ".cache", "kubeface")
+    digest = sha256_bytes(json.dumps(manifest, sort_keys=True).encode())[:16]
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", prefix)
+    return Path(root) / "fetched" / f"{safe}-{digest}"
+
+
+def verify_folder(folder: Path, manifest: dict) -> None:
+    """Check that every file in the manifest exists with its size and sha256."""
+    from kubeface.weights import sha256_file
+
+    for entry in manifest["files"]:
+        path = folder / entry["path"]
+        if not path.is_file():
+            raise ChecksumError(f"file {entry['path']} listed in the manifest is missing from {folder}")
+        size = path.stat().st_size
+        if size != entry["size"]:
+            raise ChecksumError(
+                f"file {path} has {size} bytes, expected {entry['size']} (sha256 {entry['sha256']}); "
+                "it is truncated or altered"
+            )
+        actual = sha256_file(path)
+        if actual != entry["sha256"]:
+            raise ChecksumError(f"file {path} has sha256 {actual}, expected {entry['sha256']}; it was altered")
+
+
+def split_model_uri(uri: str) -> tuple[str, str, str]:
+    """Split "<store>/models/<name>/<version>" into (store URI, name, version)."""
+    stripped = uri.rstrip("/")
+    head, sep, tail = stripped.rpartition("/models/")
+    parts = tail.split("/")
+    if not sep or len(parts) != 2:
+        raise InvalidInputError(
+            f"invalid model URI {uri!r}: expected STORE/models/NAME/VERSION, "
+            "for example s3://bucket/kubeface/models/facenet-classifier/1.0.0"
+        )
+    parse_version(parts[1])
+    return head or "/", parts[0], parts[1]
+
+
+def resolve_model(uri: str, s3_endpoint: str | None = None) -> Path:
+    """Return a local, verified folder for a model URI or a folder holding manifest.json.
+
+    Accepts a catalog URI (local or s3://), NAME/latest is not accepted: versions are explicit.
+    """
+    path = Path(uri.removeprefix("file://")).expanduser()
+    if "://" not in uri.removeprefix("file://") and (path / MANIFEST).is_file():
+        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        verify_folder(path, manifest)
+        return path
+    store_uri, name, version = split_model_uri(uri)
+    if "://" not in store_uri and not Path(store_uri).is_dir():
+        raise ModelError(f"model {uri} not found: store folder {store_uri} does not exist")
+    return Catalog.open(store_uri, s3_endpoint).fetch("models", name, version)

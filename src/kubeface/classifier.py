@@ -1,0 +1,160 @@
+"""A linear SVM over embeddings, stored as arrays and JSON so that loading never runs code.
+
+Training uses scikit-learn's SVC (libsvm) with a linear kernel and Platt-scaled probabilities.
+Prediction is re-implemented in NumPy from the stored arrays: the one-against-one decision
+values, libsvm's sigmoid per pair and its pairwise coupling (Wu, Lin and Weng, "Probability
+Estimates for Multi-class Classification by Pairwise Coupling", JMLR 2004). A test checks the
+result against scikit-learn's own predict_proba.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kubeface.errors import DatasetError, ModelError
+
+CLASSIFIER_FORMAT = 1
+ARRAYS_FILE = "classifier.npz"
+META_FILE = "classifier.json"
+# libsvm clips pairwise probabilities to [MIN_PROB, 1 - MIN_PROB].
+MIN_PROB = 1e-7
+
+
+@dataclasses.dataclass
+class LinearSVM:
+    """One-against-one linear SVM with pairwise Platt scaling.
+
+    classes: the people, in the classifier's own order (every array follows it).
+    coef: P x D weights, one row per pair (i, j) with i < j in class order, oriented so that a
+    positive decision value favours class i; intercept: P; prob_a, prob_b: P sigmoid parameters.
+    """
+
+    classes: list[str]
+    coef: np.ndarray
+    intercept: np.ndarray
+    prob_a: np.ndarray
+    prob_b: np.ndarray
+    settings: dict = dataclasses.field(default_factory=dict)
+
+    def decision_pairs(self, embeddings: np.ndarray) -> np.ndarray:
+        return embeddings.astype(np.float64) @ self.coef.T + self.intercept
+
+    def predict_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        """Return N x K class probabilities, columns in the order of self.classes."""
+        k = len(self.classes)
+        decisions = self.decision_pairs(embeddings)
+        fapb = decisions * self.prob_a + self.prob_b
+        # 1 / (1 + exp(fApB)) written to avoid overflow on either side.
+        pairwise = np.where(fapb >= 0, np.exp(-np.abs(fapb)) / (1 + np.exp(-np.abs(fapb))),
+                            1 / (1 + np.exp(-np.abs(fapb))))
+        pairwise = np.clip(pairwise, MIN_PROB, 1 - MIN_PROB)
+        out = np.empty((len(embeddings), k))
+        rows, cols = np.triu_indices(k, 1)
+        for n in range(len(embeddings)):
+            r = np.zeros((k, k))
+            r[rows, cols] = pairwise[n]
+            r[cols, rows] = 1 - pairwise[n]
+            out[n] = _couple(r)
+        return out
+
+    def predict(self, embeddings: np.ndarray) -> tuple[list[str], np.ndarray]:
+        """Return the most probable person and its probability for each embedding."""
+        proba = self.predict_proba(embeddings)
+        best = proba.argmax(axis=1)
+        return [self.classes[i] for i in best], proba[np.arange(len(best)), best]
+
+    def save(self, folder: Path) -> list[str]:
+        """Write classifier.npz and classifier.json into folder; returns the file names."""
+        folder.mkdir(parents=True, exist_ok=True)
+        np.savez(folder / ARRAYS_FILE, coef=self.coef, intercept=self.intercept,
+                 prob_a=self.prob_a, prob_b=self.prob_b)
+        meta = {"format": CLASSIFIER_FORMAT, "kind": "linear-svm-ovo", "classes": self.classes,
+                "settings": self.settings}
+        (folder / META_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False))
+        return [ARRAYS_FILE, META_FILE]
+
+    @classmethod
+    def load(cls, folder: Path) -> "LinearSVM":
+        """Read a classifier written by save; arrays are loaded with allow_pickle=False."""
+        meta_path = folder / META_FILE
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except FileNotFoundError as error:
+            raise ModelError(f"classifier metadata {meta_path} is missing") from error
+        if meta.get("format") != CLASSIFIER_FORMAT or meta.get("kind") != "linear-svm-ovo":
+            raise ModelError(
+                f"{meta_path} has classifier format {meta.get('format')} ({meta.get('kind')}); "
+                f"this kubeface reads format {CLASSIFIER_FORMAT} (linear-svm-ovo); "
+                "retrain the model or install the kubeface version that wrote it"
+            )
+        with np.load(folder / ARRAYS_FILE, allow_pickle=False) as arrays:
+            model = cls(classes=list(meta["classes"]), coef=arrays["coef"], intercept=arrays["intercept"],
+                        prob_a=arrays["prob_a"], prob_b=arrays["prob_b"], settings=meta.get("settings", {}))
+        pairs = len(model.classes) * (len(model.classes) - 1) // 2
+        if model.coef.shape[0] != pairs or len(model.intercept) != pairs:
+            raise ModelError(f"{folder / ARRAYS_FILE} holds {model.coef.shape[0]} pairs; "
+                             f"{len(model.classes)} classes need {pairs}")
+        return model
+
+
+def _couple(r: np.ndarray, max_iter_floor: int = 100) -> np.ndarray:
+    """Solve libsvm's pairwise coupling for one sample; r[i, j] = P(i | i or j)."""
+    k = len(r)
+    q = -r.T * r
+    np.fill_diagonal(q, 0.0)
+    np.fill_diagonal(q, (r.T**2).sum(axis=1) - np.diag(r) ** 2)
+    p = np.full(k, 1.0 / k)
+    eps = 0.005 / k
+    for _ in range(max(max_iter_floor, k)):
+        qp = q @ p
+        pqp = p @ qp
+        if np.max(np.abs(qp - pqp)) < eps:
+            break
+        for t in range(k):
+            diff = (-qp[t] + pqp) / q[t, t]
+            p[t] += diff
+            pqp = (pqp + diff * (diff * q[t, t] + 2 * qp[t])) / (1 + diff) / (1 + diff)
+            qp = (qp + diff * q[t]) / (1 + diff)
+            p /= 1 + diff
+    return p
+
+
+def train_svm(embeddings: np.ndarray, labels: list[str], c: float = 1.0, seed: int = 0) -> LinearSVM:
+    """Fit a linear SVC with probabilities and convert it to a LinearSVM."""
+    from sklearn.svm import SVC
+
+    classes = sorted(set(labels))
+    if len(classes) < 2:
+        raise DatasetError(f"training needs at least 2 people; found {len(classes)}: {classes}")
+    svc = SVC(kernel="linear", C=c, probability=True, random_state=seed)
+    svc.fit(embeddings.astype(np.float64), np.asarray(labels))
+    if list(svc.classes_) != classes:
+        raise ModelError(f"SVC class order {list(svc.classes_)} differs from sorted labels")
+    coef = np.asarray(svc.coef_, dtype=np.float64)
+    intercept = np.asarray(svc.intercept_, dtype=np.float64)
+    if len(classes) == 2:
+        # scikit-learn negates the binary decision function relative to libsvm's.
+        coef, intercept = -coef, -intercept
+    return LinearSVM(
+        classes=classes, coef=coef, intercept=intercept,
+        prob_a=np.asarray(svc.probA_, dtype=np.float64), prob_b=np.asarray(svc.probB_, dtype=np.float64),
+        settings={"C": c, "seed": seed, "kernel": "linear", "sklearn_version": _sklearn_version()},
+    )
+
+
+def _sklearn_version() -> str:
+    import sklearn
+
+    return sklearn.__version__
+
+
+def reference_svc(embeddings: np.ndarray, labels: list[str], c: float = 1.0, seed: int = 0):
+    """Fit the scikit-learn SVC that train_svm converts; tests compare the two."""
+    from sklearn.svm import SVC
+
+    svc = SVC(kernel="linear", C=c, probability=True, random_state=seed)
+    return svc.fit(embeddings.astype(np.float64), np.asarray(labels))

@@ -1,0 +1,105 @@
+"""Read a folder of person photos, <root>/<person>/<photo>, into a list of labelled files."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import unicodedata
+from pathlib import Path
+
+from kubeface.errors import DatasetError
+from kubeface.imageio import IMAGE_SUFFIXES
+
+logger = logging.getLogger(__name__)
+
+TRAIN = "train"
+TEST = "test"
+
+
+@dataclasses.dataclass
+class Photo:
+    """One photo file of one person."""
+
+    path: str
+    """Path relative to the dataset root, POSIX separators."""
+    person: str
+    split: str
+    sha256: str
+    source: Path
+
+
+@dataclasses.dataclass
+class Skipped:
+    """A file or folder that was not used, with the reason."""
+
+    path: str
+    reason: str
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "reason": self.reason}
+
+
+def check_person_name(name: str) -> str:
+    """Accept any folder name as a person except path tricks and hidden or blank names."""
+    if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name or name != name.strip():
+        raise DatasetError(
+            f"invalid person name {name!r}: a person is a folder name without '/', '\\\\', "
+            "leading or trailing spaces, and not '.' or '..'; rename the folder"
+        )
+    return name
+
+
+def scan_folder(root: Path, split: str) -> tuple[list[Photo], list[Skipped]]:
+    """List the photos under root/<person>/ and every file or folder that was skipped.
+
+    Files at the root, hidden files such as .DS_Store, nested folders and files whose suffix
+    is not an image are skipped with a reason. Person names keep their exact spelling.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
+    photos, skipped = [], []
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        relative = entry.name
+        if entry.name.startswith("."):
+            skipped.append(Skipped(f"{split}:{relative}", "hidden file or folder"))
+            continue
+        if not entry.is_dir():
+            skipped.append(Skipped(f"{split}:{relative}", "file at the dataset root is not in a person folder"))
+            continue
+        try:
+            person = check_person_name(unicodedata.normalize("NFC", entry.name))
+        except DatasetError as error:
+            skipped.append(Skipped(f"{split}:{relative}", str(error)))
+            continue
+        for item in sorted(entry.iterdir(), key=lambda p: p.name):
+            item_relative = f"{entry.name}/{item.name}"
+            if item.name.startswith("."):
+                skipped.append(Skipped(f"{split}:{item_relative}", "hidden file"))
+            elif item.is_dir():
+                skipped.append(Skipped(f"{split}:{item_relative}", "nested folder inside a person folder"))
+            elif item.suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append(Skipped(f"{split}:{item_relative}", f"not an image file (suffix {item.suffix!r})"))
+            else:
+                digest = hashlib.sha256(item.read_bytes()).hexdigest()
+                photos.append(Photo(item_relative, person, split, digest, item))
+    return photos, skipped
+
+
+def scan_dataset(train_root: Path, test_root: Path | None = None) -> tuple[list[Photo], list[Skipped]]:
+    """Scan the training folder and, when given, the test folder."""
+    photos, skipped = scan_folder(train_root, TRAIN)
+    if test_root is not None:
+        test_photos, test_skipped = scan_folder(test_root, TEST)
+        photos += test_photos
+        skipped += test_skipped
+    return photos, skipped
+
+
+def shard(photos: list[Photo], index: int, count: int) -> list[Photo]:
+    """Return the photos of shard index out of count: disjoint, stable slices by sorted position."""
+    if count < 1 or not 0 <= index < count:
+        raise DatasetError(f"shard index must be in [0, {count}) with at least 1 shard; got {index} of {count}")
+    ordered = sorted(photos, key=lambda p: (p.split, p.path))
+    return ordered[index::count]

@@ -1,0 +1,109 @@
+"""Load a published model and recognize the faces in photos."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from kubeface import convert
+from kubeface.align import AlignSettings, crop_face
+from kubeface.catalog import MANIFEST, resolve_model
+from kubeface.classifier import LinearSVM
+from kubeface.detect import Detector, DetectorSettings
+from kubeface.embed import Embedder
+from kubeface.errors import ModelError
+from kubeface.faces import Face
+from kubeface.publish import MODEL_FILE, MODEL_FORMAT
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class Recognition:
+    """The faces found in one image, with the image size and per-stage timings in ms."""
+
+    faces: list[Face]
+    width: int
+    height: int
+    timings_ms: dict
+
+    def to_json(self) -> dict:
+        return {"faces": [f.to_json() for f in self.faces], "width": self.width, "height": self.height,
+                "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()}}
+
+
+class Recognizer:
+    """Detector, embedder and classifier of one published model version."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.manifest = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
+        self.info = json.loads((self.folder / MODEL_FILE).read_text(encoding="utf-8"))
+        if self.info.get("format") != MODEL_FORMAT:
+            raise ModelError(
+                f"{self.folder / MODEL_FILE} has model format {self.info.get('format')}, written by kubeface "
+                f"{self.info.get('libraries', {}).get('kubeface')}; this kubeface reads format {MODEL_FORMAT}"
+            )
+        ir_dir = self.folder / "ir"
+        convert.read_ir_info(ir_dir)
+        self.align = AlignSettings(**self.info["align"])
+        self.detector = Detector(ir_dir, DetectorSettings())
+        self.embedder = Embedder(ir_dir)
+        if self.embedder.image_size != self.align.image_size:
+            raise ModelError(f"FaceNet IR takes {self.embedder.image_size} px crops but the model was "
+                             f"aligned at {self.align.image_size} px")
+        self.classifier = LinearSVM.load(self.folder / "classifier")
+        with np.load(self.folder / "classifier" / "gallery.npz", allow_pickle=False) as gallery:
+            self.gallery = gallery["embeddings"].astype(np.float32)
+            self.gallery_labels = gallery["labels"].astype(np.int64)
+        rejection = self.info.get("rejection") or {}
+        self.max_distance = rejection.get("max_distance")
+        self.min_probability = rejection.get("min_probability")
+
+    @classmethod
+    def from_uri(cls, uri: str, s3_endpoint: str | None = None) -> "Recognizer":
+        """Resolve a model URI or folder (checksums verified) and load it."""
+        return cls(resolve_model(uri, s3_endpoint))
+
+    @property
+    def name(self) -> str:
+        return self.manifest.get("name", self.info.get("name", "model"))
+
+    @property
+    def version(self) -> str:
+        return self.manifest.get("version", "")
+
+    def classify(self, faces: list[Face], crops: np.ndarray) -> None:
+        """Embed all crops in one batch and fill in label, probability, nearest and distance."""
+        if not faces:
+            return
+        embeddings = self.embedder.embed(crops)
+        names, probabilities = self.classifier.predict(embeddings)
+        distances = np.linalg.norm(embeddings[:, None, :] - self.gallery[None, :, :], axis=2)
+        for face, embedding, name, probability, row in zip(faces, embeddings, names, probabilities, distances):
+            face.embedding = embedding
+            face.probability = float(probability)
+            nearest = int(np.argmin(row))
+            face.nearest = self.classifier.classes[self.gallery_labels[nearest]]
+            face.distance = float(row[nearest])
+            rejected = (self.max_distance is not None and face.distance > self.max_distance) or (
+                self.min_probability is not None and face.probability < self.min_probability)
+            face.label = None if rejected else name
+
+    def recognize(self, image: np.ndarray, min_face_size: int | None = None) -> Recognition:
+        """Detect, embed and classify every face of an RGB uint8 image."""
+        timings = {}
+        start = time.perf_counter()
+        faces = self.detector.detect(image, min_face_size=min_face_size)
+        timings["detect"] = (time.perf_counter() - start) * 1000
+        start = time.perf_counter()
+        size = self.align.image_size
+        crops = np.asarray([crop_face(image, f, self.align) for f in faces], np.uint8).reshape(-1, size, size, 3)
+        self.classify(faces, crops)
+        timings["embed_classify"] = (time.perf_counter() - start) * 1000
+        return Recognition(faces=faces, width=image.shape[1], height=image.shape[0], timings_ms=timings)

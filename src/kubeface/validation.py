@@ -1,0 +1,101 @@
+"""Held-out accuracy, per-person precision and recall, the confusion matrix, and the gate."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from kubeface.classifier import LinearSVM
+from kubeface.stages import EMBEDDINGS_FILE, REPORT_FILE, SPLIT_FILE, read_json, write_json
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MIN_ACCURACY = 0.9
+CONFUSION_PNG = "confusion_matrix.png"
+
+
+def confusion_matrix(truth: list[str], predicted: list[str], classes: list[str]) -> np.ndarray:
+    """Return the K x K counts; rows are the true person, columns the predicted one."""
+    index = {name: k for k, name in enumerate(classes)}
+    matrix = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    for t, p in zip(truth, predicted):
+        matrix[index[t], index[p]] += 1
+    return matrix
+
+
+def per_person(matrix: np.ndarray, classes: list[str]) -> dict:
+    """Return precision, recall and support per person; an undefined ratio is None."""
+    out = {}
+    for k, name in enumerate(classes):
+        tp = int(matrix[k, k])
+        predicted = int(matrix[:, k].sum())
+        actual = int(matrix[k].sum())
+        out[name] = {
+            "precision": tp / predicted if predicted else None,
+            "recall": tp / actual if actual else None,
+            "support": actual,
+        }
+    return out
+
+
+def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path, title: str) -> None:
+    """Draw the confusion matrix with counts in each cell as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    size = max(5.0, 0.55 * len(classes) + 2.5)
+    figure, axes = plt.subplots(figsize=(size, size))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(classes)), labels=classes, rotation=60, ha="right", fontsize=8)
+    axes.set_yticks(range(len(classes)), labels=classes, fontsize=8)
+    axes.set_xlabel("predicted person")
+    axes.set_ylabel("true person")
+    axes.set_title(title)
+    top = matrix.max() if matrix.size else 0
+    for (row, col), count in np.ndenumerate(matrix):
+        if count:
+            colour = "white" if count > top / 2 else "black"
+            axes.text(col, row, str(count), ha="center", va="center", color=colour, fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def run_validate(train_dir: Path, output_dir: Path, min_accuracy: float = DEFAULT_MIN_ACCURACY) -> dict:
+    """Score the held-out photos and decide whether the model passes the accuracy gate."""
+    if not 0.0 <= min_accuracy <= 1.0:
+        from kubeface.errors import InvalidInputError
+
+        raise InvalidInputError(f"min_accuracy must be in [0, 1]; got {min_accuracy}")
+    train_dir, output_dir = Path(train_dir), Path(output_dir)
+    model = LinearSVM.load(train_dir / "classifier")
+    split = read_json(train_dir / SPLIT_FILE)
+    with np.load(train_dir / EMBEDDINGS_FILE, allow_pickle=False) as data:
+        embeddings = data["embeddings"]
+    rows = split["rows"]
+    test = split["test"]
+    truth = [rows[i]["person"] for i in test]
+    predicted, probabilities = model.predict(embeddings[test]) if test else ([], np.zeros(0))
+    matrix = confusion_matrix(truth, predicted, model.classes)
+    correct = int(np.trace(matrix))
+    accuracy = correct / len(test) if test else 0.0
+    passed = bool(test) and accuracy >= min_accuracy
+    reason = "no test photos" if not test else (
+        f"accuracy {accuracy:.4f} {'>=' if passed else '<'} min_accuracy {min_accuracy}")
+    report = {
+        "accuracy": accuracy, "correct": correct, "n_test": len(test), "n_train": len(split["train"]),
+        "min_accuracy": min_accuracy, "passed": passed, "reason": reason, "classes": model.classes,
+        "confusion_matrix": matrix.tolist(), "per_person": per_person(matrix, model.classes),
+        "errors": [{"path": rows[i]["path"], "person": t, "predicted": p, "probability": float(q)}
+                   for i, t, p, q in zip(test, truth, predicted, probabilities) if t != p],
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json(output_dir / REPORT_FILE, report)
+    plot_confusion(matrix, model.classes, output_dir / CONFUSION_PNG,
+                   f"held-out accuracy {accuracy:.3f} ({correct}/{len(test)})")
+    logger.info("validation: %s", reason)
+    return report
