@@ -125,13 +125,10 @@ def _couple(r: np.ndarray, max_iter_floor: int = 100) -> np.ndarray:
 
 def train_svm(embeddings: np.ndarray, labels: list[str], c: float = 1.0, seed: int = 0) -> LinearSVM:
     """Fit a linear SVC with probabilities and convert it to a LinearSVM."""
-    from sklearn.svm import SVC
-
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise DatasetError(f"training needs at least 2 people; found {len(classes)}: {classes}")
-    svc = SVC(kernel="linear", C=c, probability=True, random_state=seed)
-    svc.fit(embeddings.astype(np.float64), np.asarray(labels))
+    svc = reference_svc(embeddings, labels, c, seed)
     if list(svc.classes_) != classes:
         raise ModelError(f"SVC class order {list(svc.classes_)} differs from sorted labels")
     coef = np.asarray(svc.coef_, dtype=np.float64)
@@ -141,9 +138,17 @@ def train_svm(embeddings: np.ndarray, labels: list[str], c: float = 1.0, seed: i
         coef, intercept = -coef, -intercept
     return LinearSVM(
         classes=classes, coef=coef, intercept=intercept,
-        prob_a=np.asarray(svc.probA_, dtype=np.float64), prob_b=np.asarray(svc.probB_, dtype=np.float64),
+        prob_a=_platt(svc, "probA_"), prob_b=_platt(svc, "probB_"),
         settings={"C": c, "seed": seed, "kernel": "linear", "sklearn_version": _sklearn_version()},
     )
+
+
+def _platt(svc, attribute: str) -> np.ndarray:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+        return np.asarray(getattr(svc, attribute), dtype=np.float64)
 
 
 def _sklearn_version() -> str:
@@ -154,7 +159,15 @@ def _sklearn_version() -> str:
 
 def reference_svc(embeddings: np.ndarray, labels: list[str], c: float = 1.0, seed: int = 0):
     """Fit the scikit-learn SVC that train_svm converts; tests compare the two."""
+    import warnings
+
     from sklearn.svm import SVC
 
     svc = SVC(kernel="linear", C=c, probability=True, random_state=seed)
-    return svc.fit(embeddings.astype(np.float64), np.asarray(labels))
+    with warnings.catch_warnings():
+        # TODO: SVC(probability=True) and probA_/probB_ are deprecated in scikit-learn 1.9 and
+        # removed in 1.11; scikit-learn is pinned to 1.9.1 until training moves to
+        # CalibratedClassifierCV with the stored arrays kept as they are.
+        warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
+        svc.fit(embeddings.astype(np.float64), np.asarray(labels))
+    return svc

@@ -161,6 +161,7 @@ class Detector:
         min_face = min_face_size or self.settings.min_face_size
         if min_face < PNET_CELL:
             raise InvalidInputError(f"min_face_size must be at least {PNET_CELL}; got {min_face}")
+        original_shape = image.shape
         scale = 1.0
         longest = max(image.shape[:2])
         if longest > self.settings.max_detect_side:
@@ -169,9 +170,12 @@ class Detector:
             image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
             min_face = max(PNET_CELL, int(min_face * scale))
         boxes, landmarks = self._cascade(image, min_face)
+        # Boxes of faces cut by the border reach outside the image; clip them to its pixels.
+        height, width = original_shape[:2]
         faces = []
         for box, points in zip(boxes, landmarks):
-            faces.append(Face(box=box[:4] / scale, score=float(box[4]), landmarks=points / scale))
+            clipped = np.clip(box[:4] / scale, 0, [width - 1, height - 1, width - 1, height - 1])
+            faces.append(Face(box=clipped, score=float(box[4]), landmarks=points / scale))
         return faces
 
     def _cascade(self, image: np.ndarray, min_face: int) -> tuple[np.ndarray, np.ndarray]:
