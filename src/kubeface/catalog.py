@@ -265,7 +265,8 @@ def split_model_uri(uri: str) -> tuple[str, str, str]:
 def resolve_model(uri: str, s3_endpoint: str | None = None) -> Path:
     """Return a local, verified folder for a model URI or a folder holding manifest.json.
 
-    Accepts a catalog URI (local or s3://), NAME/latest is not accepted: versions are explicit.
+    A model URI names its version explicitly (STORE/models/NAME/X.Y.Z); the store may be a
+    folder or s3://.
     """
     path = Path(uri.removeprefix("file://")).expanduser()
     if "://" not in uri.removeprefix("file://") and (path / MANIFEST).is_file():
