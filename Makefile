@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# Train on the bundled photos, publish to $(DEMO_HOME)/store, then name every test photo.
 demo: $(STAMP)
+	mkdir -p $(DEMO_HOME)
 	KUBEFACE_HOME=$(DEMO_HOME) KUBEFACE_STORE=$(DEMO_HOME)/store $(BIN)/kubeface run \
-		--model-name $(DEMO_MODEL_NAME) --json | tail -n 1 > $(DEMO_HOME)/summary.json
-	$(BIN)/python -c "import json; s = json.load(open('$(DEMO_HOME)/summary.json')); print('model:', s['model_uri'])"
-	$(BIN)/kubeface recognize --model "$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_HOME)/summary.json'))['model_uri'])")" \
+		--model-name $(DEMO_MODEL_NAME) --json > $(DEMO_HOME)/summary.json
+	KUBEFACE_HOME=$(DEMO_HOME) $(BIN)/kubeface recognize \
+		--model "$$($(BIN)/python -c "import json; print(json.load(open('$(DEMO_HOME)/summary.json'))['model_uri'])")" \
 		src/kubeface/data/demo_lfw/test
 
 test: $(STAMP)

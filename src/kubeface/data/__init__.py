@@ -1,0 +1,1 @@
+"""Photos bundled with kubeface for the demo and the tests; see README.md here."""
