@@ -153,7 +153,11 @@ class Detector:
         self._pnet_request = self.pnet.create_infer_request()
 
     def detect(self, image: np.ndarray, min_face_size: int | None = None) -> list[Face]:
-        """Find every face in an RGB uint8 H x W x 3 image, highest score first."""
+        """Find every face in an RGB uint8 H x W x 3 image, highest score first.
+
+        Boxes are [x1, y1, x2, y2] in pixels of this image, clipped to [0, W - 1] x [0, H - 1].
+        Images with a side over max_detect_side are searched downscaled and their boxes mapped back.
+        """
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InvalidInputError(
                 f"expected an RGB uint8 image of shape H x W x 3; got {image.dtype} {image.shape}"
