@@ -77,6 +77,10 @@ def _print_summary(summary: dict) -> None:
     lines += [f"  {item['path']}: {item['reason']}" for item in summary["skipped"][:20]]
     if len(summary["skipped"]) > 20:
         lines.append(f"  ... {len(summary['skipped']) - 20} more (see --json)")
+    several = summary.get("several_faces", [])
+    if several:
+        lines.append(f"several faces: {len(several)} photos (the largest face nearest the centre was used)")
+    lines += [f"note: {item['path']}: {item['reason']}" for item in summary.get("notes", [])]
     lines.append(f"published: {summary['model_uri']}" if summary["published"] else "published: no")
     lines.append(f"time: {summary['seconds']} s")
     print("\n".join(lines), file=sys.stderr)

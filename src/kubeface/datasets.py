@@ -9,7 +9,7 @@ import unicodedata
 from pathlib import Path
 
 from kubeface.errors import DatasetError
-from kubeface.imageio import IMAGE_SUFFIXES
+from kubeface.imageio import IMAGE_SUFFIXES, SUPPORTED_TEXT
 
 logger = logging.getLogger(__name__)
 
@@ -41,50 +41,97 @@ class Skipped:
 
 
 def check_person_name(name: str) -> str:
-    """Accept any folder name as a person except path tricks and hidden or blank names."""
-    if name in ("", ".", "..") or "/" in name or "\\" in name or "\x00" in name or name != name.strip():
+    """Accept any folder name as a person except path tricks, blank names and unprintable names.
+
+    Spaces inside, apostrophes and any script (José Ñúñez, 张伟) are kept exactly. Rejected:
+    '.', '..', '/' or '\\', leading or trailing spaces, control characters, and bytes that
+    are not UTF-8.
+    """
+    if name in ("", ".", "..") or "/" in name or "\\" in name or name != name.strip():
         raise DatasetError(
             f"invalid person name {name!r}: a person is a folder name without '/', '\\\\', "
             "leading or trailing spaces, and not '.' or '..'; rename the folder"
         )
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise DatasetError(f"invalid person name {name!r}: it contains control characters; rename the folder")
+    if not _is_utf8(name):
+        raise DatasetError(
+            f"invalid person name {printable_name(name)!r}: the folder name is not valid UTF-8; rename the folder"
+        )
     return name
+
+
+def _is_utf8(name: str) -> bool:
+    # Undecodable bytes in file names reach Python as lone surrogates (PEP 383).
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable_name(name: str) -> str:
+    """Return a file name that can be written as UTF-8, with undecodable bytes as \\xNN escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def scan_folder(root: Path, split: str) -> tuple[list[Photo], list[Skipped]]:
     """List the photos under root/<person>/ and every file or folder that was skipped.
 
-    Files at the root, hidden files such as .DS_Store, nested folders and files whose suffix
-    is not an image are skipped with a reason. Person names keep their exact spelling.
+    Files at the root, hidden files such as .DS_Store, nested folders, files whose suffix is
+    not an image, files that are not regular files or cannot be read, and person folders
+    without a photo are skipped with a reason. Person names keep their exact spelling, in
+    Unicode NFC form.
     """
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"dataset folder {root} does not exist or is not a folder")
     photos, skipped = [], []
     for entry in sorted(root.iterdir(), key=lambda p: p.name):
-        relative = entry.name
+        relative = f"{split}:{printable_name(entry.name)}"
         if entry.name.startswith("."):
-            skipped.append(Skipped(f"{split}:{relative}", "hidden file or folder"))
+            skipped.append(Skipped(relative, "hidden file or folder"))
             continue
         if not entry.is_dir():
-            skipped.append(Skipped(f"{split}:{relative}", "file at the dataset root is not in a person folder"))
+            skipped.append(Skipped(relative, "file at the dataset root is not in a person folder"))
             continue
         try:
             person = check_person_name(unicodedata.normalize("NFC", entry.name))
         except DatasetError as error:
-            skipped.append(Skipped(f"{split}:{relative}", str(error)))
+            skipped.append(Skipped(relative, str(error)))
             continue
-        for item in sorted(entry.iterdir(), key=lambda p: p.name):
-            item_relative = f"{entry.name}/{item.name}"
-            if item.name.startswith("."):
-                skipped.append(Skipped(f"{split}:{item_relative}", "hidden file"))
-            elif item.is_dir():
-                skipped.append(Skipped(f"{split}:{item_relative}", "nested folder inside a person folder"))
-            elif item.suffix.lower() not in IMAGE_SUFFIXES:
-                skipped.append(Skipped(f"{split}:{item_relative}", f"not an image file (suffix {item.suffix!r})"))
-            else:
-                digest = hashlib.sha256(item.read_bytes()).hexdigest()
-                photos.append(Photo(item_relative, person, split, digest, item))
+        found = _scan_person(entry, person, split, skipped)
+        if not found:
+            logger.warning("person folder %s has no photo; %r is not a class", relative, person)
+            skipped.append(Skipped(f"{relative}/", f"person folder has no photo ({SUPPORTED_TEXT}); "
+                                                   f"{person!r} is not a class"))
+        photos += found
     return photos, skipped
+
+
+def _scan_person(folder: Path, person: str, split: str, skipped: list[Skipped]) -> list[Photo]:
+    photos = []
+    for item in sorted(folder.iterdir(), key=lambda p: p.name):
+        relative = f"{folder.name}/{item.name}"
+        shown = f"{split}:{printable_name(relative)}"
+        if item.name.startswith("."):
+            skipped.append(Skipped(shown, "hidden file"))
+        elif item.is_dir():
+            skipped.append(Skipped(shown, "nested folder inside a person folder"))
+        elif not item.is_file():
+            skipped.append(Skipped(shown, "not a regular file"))
+        elif item.suffix.lower() not in IMAGE_SUFFIXES:
+            skipped.append(Skipped(shown, f"not an image file (suffix {item.suffix!r}); supported: {SUPPORTED_TEXT}"))
+        elif not _is_utf8(item.name):
+            skipped.append(Skipped(shown, "file name is not valid UTF-8; rename the file"))
+        else:
+            try:
+                digest = hashlib.sha256(item.read_bytes()).hexdigest()
+            except OSError as error:
+                skipped.append(Skipped(shown, f"cannot read the file: {error.strerror or error}"))
+                continue
+            photos.append(Photo(relative, person, split, digest, item))
+    return photos
 
 
 def scan_dataset(train_root: Path, test_root: Path | None = None) -> tuple[list[Photo], list[Skipped]]:

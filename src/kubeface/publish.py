@@ -68,7 +68,8 @@ def summary(train_dir: Path, validation_dir: Path, model_uri: str) -> dict:
     """Return the run summary that `kubeface run --json` prints."""
     split = stages.read_json(Path(train_dir) / stages.SPLIT_FILE)
     report = stages.read_json(Path(validation_dir) / stages.REPORT_FILE)
-    skipped = split["skipped"] + split["unusable"] + split["duplicates"] + split["excluded"]
+    skipped = (split["skipped"] + split["unusable"] + split.get("dropped_people", []) + split["duplicates"]
+               + split["excluded"])
     return {
         "accuracy": report["accuracy"],
         "passed": report["passed"],
@@ -81,5 +82,6 @@ def summary(train_dir: Path, validation_dir: Path, model_uri: str) -> dict:
         "n_test": report["n_test"],
         "errors": report["errors"],
         "notes": split["notes"],
+        "several_faces": split.get("several_faces", []),
         "dataset": split["dataset"],
     }

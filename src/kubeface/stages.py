@@ -6,6 +6,7 @@ the local runner and in tests.
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import platform
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kubeface import __version__, convert, datasets
+from kubeface import __version__, convert, dataset_checks, datasets
 from kubeface.align import AlignSettings, choose_face, crop_face
 from kubeface.errors import DatasetError, KubefaceError
 from kubeface.progress import StageProgress
@@ -64,11 +65,13 @@ def run_align(
 ) -> dict:
     """Detect, choose and crop the face of every photo in one shard of the dataset.
 
-    Writes crops.npz (N x S x S x 3 uint8, aligned photos only) and index.json: one row per
-    input file with its status (aligned, no_face, unreadable) and, for several faces, the count.
+    Writes crops.npz (N x S x S x 3 uint8, aligned photos only) and index.json with one row
+    per input file. A row has the status (aligned, no_face, unreadable) and the number of
+    faces found. several_faces marks photos where choose_face picked one of several, and
+    exif_orientation is set when the photo was rotated by its EXIF tag.
     """
     from kubeface.detect import Detector
-    from kubeface.imageio import read_image
+    from kubeface.imageio import read_image_oriented
 
     settings = AlignSettings(margin=margin, image_size=image_size)
     train_root, train_identity = resolve_dataset(dataset_uri, s3_endpoint)
@@ -88,13 +91,16 @@ def run_align(
     for photo in mine:
         row = {"path": photo.path, "person": photo.person, "split": photo.split, "sha256": photo.sha256}
         try:
-            image = read_image(photo.source)
+            image, orientation = read_image_oriented(photo.source)
         except KubefaceError as error:
             row.update(status="unreadable", reason=str(error))
         else:
+            if orientation != 1:
+                row["exif_orientation"] = orientation
             faces = detector.detect(image)
             face = choose_face(faces, image.shape)
             row["faces"] = len(faces)
+            row["several_faces"] = len(faces) > 1
             if face is None:
                 row.update(status="no_face", reason="no face detected")
             else:
@@ -125,6 +131,7 @@ def run_embed(aligned_dir: Path, ir_dir: Path, output_dir: Path) -> dict:
     from kubeface.embed import Embedder
 
     aligned_dir, output_dir = Path(aligned_dir), Path(output_dir)
+    dataset_checks.check_people_before_embedding(read_json(aligned_dir / INDEX_FILE))
     with np.load(aligned_dir / CROPS_FILE, allow_pickle=False) as data:
         crops = data["crops"]
     embedder = Embedder(Path(ir_dir))
@@ -193,37 +200,24 @@ def run_fetch(dataset_uri: str, output_dir: Path, test_dataset_uri: str = "", s3
     return plan
 
 
-def _dedupe(rows: list[dict]) -> tuple[list[int], list[dict]]:
-    """Return the indices of rows to keep and a report of the duplicates dropped.
-
-    Training photos come first in rows, so a test photo identical to a training photo is
-    dropped from the test set, never counted as a correct answer.
-    """
-    seen: dict[str, str] = {}
-    keep, dropped = [], []
-    for i, row in enumerate(rows):
-        first = seen.get(row["sha256"])
-        if first is None:
-            seen[row["sha256"]] = f"{row['split']}:{row['path']}"
-            keep.append(i)
-        else:
-            dropped.append({"path": f"{row['split']}:{row['path']}", "reason": f"duplicate of {first}"})
-    return keep, dropped
-
-
 def split_rows(rows: list[dict], test_fraction: float, seed: int) -> tuple[list[int], list[int], list[dict], list[dict]]:
     """Split aligned rows into training and test indices.
 
     With a test folder, its rows are the test set. Otherwise each person's photos are split
     with a seeded shuffle, at least one test photo per person with two or more photos; a
     person with one photo is used for training only. Returns (train, test, excluded, notes):
-    excluded lists test photos that cannot be scored, notes the people trained on one photo.
+    excluded lists test photos that cannot be scored, notes the people trained on one photo
+    (with or without a test folder).
     """
     notes, excluded = [], []
     explicit_test = any(r["split"] == datasets.TEST for r in rows)
     if explicit_test:
         train = [i for i, r in enumerate(rows) if r["split"] == datasets.TRAIN]
         known = {rows[i]["person"] for i in train}
+        per_person = collections.Counter(rows[i]["person"] for i in train)
+        notes += [{"path": f"train:{rows[i]['path']}",
+                   "reason": f"{rows[i]['person']!r} has one usable photo: used for training only"}
+                  for i in train if per_person[rows[i]["person"]] == 1]
         test = []
         for i, r in enumerate(rows):
             if r["split"] == datasets.TEST:
@@ -258,15 +252,13 @@ def run_train(shard_dirs: list[Path], output_dir: Path, test_fraction: float = D
     from kubeface.classifier import train_svm
 
     rows, embeddings, meta = collect_embeddings(shard_dirs)
-    keep, duplicates = _dedupe(rows)
+    all_rows = rows + meta["other_rows"]
+    keep, duplicates = dataset_checks.find_duplicates(rows)
     rows, embeddings = [rows[i] for i in keep], embeddings[keep]
     train, test, excluded, notes = split_rows(rows, test_fraction, seed)
     people = sorted({rows[i]["person"] for i in train})
-    if len(people) < 2:
-        raise DatasetError(
-            f"training needs at least 2 people with a usable photo; found {len(people)} "
-            f"({', '.join(people) or 'none'}); check the skipped files in the report"
-        )
+    dataset_checks.require_people(people, all_rows)
+    dropped_people = dataset_checks.dropped_people(all_rows, people)
     labels = [rows[i]["person"] for i in train]
     model = train_svm(embeddings[train], labels, c=svm_c, seed=seed)
     output_dir = Path(output_dir)
@@ -280,6 +272,7 @@ def run_train(shard_dirs: list[Path], output_dir: Path, test_fraction: float = D
         "seed": seed, "test_fraction": test_fraction, "rows": rows, "train": train, "test": test,
         "notes": notes, "excluded": excluded, "duplicates": duplicates, "skipped": meta["skipped"],
         "unusable": [{"path": f"{r['split']}:{r['path']}", "reason": r.get("reason", r["status"])} for r in dropped],
+        "dropped_people": dropped_people, "several_faces": dataset_checks.several_faces(rows),
         "align": meta["align"], "dataset": meta["dataset"], "test_dataset": meta["test_dataset"],
     }
     write_json(output_dir / SPLIT_FILE, split)
