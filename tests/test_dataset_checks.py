@@ -21,11 +21,19 @@ def test_duplicate_within_person():
 
 
 def test_duplicate_in_train_and_test():
-    rows = [row("Ann/a.jpg", "1"), row("Bob/b.jpg", "2"), row("Ann/a.jpg", "1", split="test"),
-            row("Ann/c.jpg", "3", split="test")]
+    # Rows arrive sorted by (split, path), so test rows come before training rows.
+    rows = [row("Ann/a.jpg", "1", split="test"), row("Ann/c.jpg", "3", split="test"),
+            row("Ann/a.jpg", "1"), row("Bob/b.jpg", "2")]
     keep, dropped = dataset_checks.find_duplicates(rows)
-    assert keep == [0, 1, 3]
+    assert keep == [1, 2, 3]
     assert dropped == [{"path": "test:Ann/a.jpg", "reason": "duplicate of train:Ann/a.jpg"}]
+
+
+def test_duplicate_within_test():
+    rows = [row("Ann/a.jpg", "1", split="test"), row("Ann/b.jpg", "1", split="test"), row("Ann/c.jpg", "2")]
+    keep, dropped = dataset_checks.find_duplicates(rows)
+    assert keep == [0, 2]
+    assert dropped == [{"path": "test:Ann/b.jpg", "reason": "duplicate of test:Ann/a.jpg"}]
 
 
 def test_duplicate_with_two_labels():

@@ -62,10 +62,10 @@ def check_people_before_embedding(index: dict) -> None:
 def find_duplicates(rows: list[dict]) -> tuple[list[int], list[dict]]:
     """Return the indices of rows to keep and a report of the copies dropped, by content hash.
 
-    Rows are sorted by (split, path), so training photos come first. The first copy of a
-    training photo is kept. A test photo identical to a training photo is dropped, because
-    it would score the model on its own training data. The same photo in the folders of two
-    different people is dropped everywhere, because one of the labels is wrong.
+    Among identical photos the first training copy (in row order) is kept, whatever the order
+    of the splits. A test photo identical to a training photo is dropped, because it would
+    score the model on its own training data. The same photo in the folders of two different
+    people is dropped everywhere, because one of the labels is wrong.
     """
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
@@ -82,9 +82,11 @@ def find_duplicates(rows: list[dict]) -> tuple[list[int], list[dict]]:
             for i in indices:
                 dropped_indices[i] = reason
             continue
-        first = report_path(rows[indices[0]])
-        for i in indices[1:]:
-            dropped_indices[i] = f"duplicate of {first}"
+        training = [i for i in indices if rows[i]["split"] == TRAIN]
+        keeper = training[0] if training else indices[0]
+        for i in indices:
+            if i != keeper:
+                dropped_indices[i] = f"duplicate of {report_path(rows[keeper])}"
     keep = [i for i in range(len(rows)) if i not in dropped_indices]
     dropped = [{"path": report_path(rows[i]), "reason": dropped_indices[i]} for i in sorted(dropped_indices)]
     return keep, dropped
