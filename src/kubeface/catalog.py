@@ -197,7 +197,8 @@ class Catalog:
         staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=_ensure_parent(destination)))
         try:
             for entry in manifest["files"]:
-                self.store.download_file(f"{prefix}/{entry['path']}", staging / entry["path"])
+                relative = check_manifest_path(entry["path"])
+                self.store.download_file(f"{prefix}/{relative}", staging / relative)
             verify_folder(staging, manifest)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
             if destination.exists():
@@ -234,9 +235,12 @@ def verify_folder(folder: Path, manifest: dict) -> None:
     from kubeface.weights import sha256_file
 
     for entry in manifest["files"]:
-        path = folder / entry["path"]
+        path = folder / check_manifest_path(entry["path"])
         if not path.is_file():
-            raise ChecksumError(f"file {entry['path']} listed in the manifest is missing from {folder}")
+            raise ChecksumError(
+                f"file {entry['path']} listed in the manifest is missing from {folder} "
+                f"(expected sha256 {entry['sha256']}, {entry['size']} bytes); fetch or publish the version again"
+            )
         size = path.stat().st_size
         if size != entry["size"]:
             raise ChecksumError(
@@ -246,6 +250,17 @@ def verify_folder(folder: Path, manifest: dict) -> None:
         actual = sha256_file(path)
         if actual != entry["sha256"]:
             raise ChecksumError(f"file {path} has sha256 {actual}, expected {entry['sha256']}; it was altered")
+
+
+def check_manifest_path(path: str) -> str:
+    """Reject a manifest entry that is absolute or climbs out of its version with '..'."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise ChecksumError(
+            f"manifest lists an invalid file path {path!r}: expected a relative path without '.', '..' "
+            "or empty parts; the version is damaged or was not written by kubeface"
+        )
+    return path
 
 
 def split_model_uri(uri: str) -> tuple[str, str, str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -79,21 +80,39 @@ class LinearSVM:
 
     @classmethod
     def load(cls, folder: Path) -> "LinearSVM":
-        """Read a classifier written by save; arrays are loaded with allow_pickle=False."""
+        """Read a classifier written by save; arrays are loaded with allow_pickle=False.
+
+        A classifier written by another scikit-learn version loads: prediction uses only the
+        stored arrays. A different format number raises ModelError naming both versions.
+        """
         meta_path = folder / META_FILE
         try:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except FileNotFoundError as error:
             raise ModelError(f"classifier metadata {meta_path} is missing") from error
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ModelError(f"classifier metadata {meta_path} is not valid JSON: {error}") from error
         if meta.get("format") != CLASSIFIER_FORMAT or meta.get("kind") != "linear-svm-ovo":
+            written_by = meta.get("settings", {}).get("sklearn_version", "unknown")
             raise ModelError(
-                f"{meta_path} has classifier format {meta.get('format')} ({meta.get('kind')}); "
-                f"this kubeface reads format {CLASSIFIER_FORMAT} (linear-svm-ovo); "
-                "retrain the model or install the kubeface version that wrote it"
+                f"{meta_path} has classifier format {meta.get('format')} ({meta.get('kind')}), written with "
+                f"scikit-learn {written_by}; this kubeface {_kubeface_version()} reads format "
+                f"{CLASSIFIER_FORMAT} (linear-svm-ovo); retrain the model or install the kubeface version "
+                "that wrote it"
             )
-        with np.load(folder / ARRAYS_FILE, allow_pickle=False) as arrays:
-            model = cls(classes=list(meta["classes"]), coef=arrays["coef"], intercept=arrays["intercept"],
-                        prob_a=arrays["prob_a"], prob_b=arrays["prob_b"], settings=meta.get("settings", {}))
+        arrays_path = folder / ARRAYS_FILE
+        try:
+            with np.load(arrays_path, allow_pickle=False) as arrays:
+                model = cls(classes=list(meta["classes"]), coef=arrays["coef"], intercept=arrays["intercept"],
+                            prob_a=arrays["prob_a"], prob_b=arrays["prob_b"], settings=meta.get("settings", {}))
+        except FileNotFoundError as error:
+            raise ModelError(f"classifier arrays {arrays_path} are missing") from error
+        except ValueError as error:
+            # np.load raises ValueError for object arrays, which only a pickle can restore.
+            raise ModelError(f"{arrays_path} cannot be read without unpickling, which kubeface never does: "
+                             f"{error}") from error
+        except (KeyError, OSError, zipfile.BadZipFile) as error:
+            raise ModelError(f"{arrays_path} is not a kubeface classifier: {error}") from error
         pairs = len(model.classes) * (len(model.classes) - 1) // 2
         if model.coef.shape[0] != pairs or len(model.intercept) != pairs:
             raise ModelError(f"{folder / ARRAYS_FILE} holds {model.coef.shape[0]} pairs; "
@@ -149,6 +168,12 @@ def _platt(svc, attribute: str) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=FutureWarning, module="sklearn")
         return np.asarray(getattr(svc, attribute), dtype=np.float64)
+
+
+def _kubeface_version() -> str:
+    from kubeface import __version__
+
+    return __version__
 
 
 def _sklearn_version() -> str:

@@ -37,18 +37,33 @@ class Recognition:
                 "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()}}
 
 
+def model_format_message(path: Path, info: dict) -> str:
+    """Explain a model format this kubeface cannot read, naming the versions on both sides."""
+    from kubeface.stages import library_versions
+
+    written = info.get("libraries", {})
+    installed = library_versions()
+    differing = [f"{name} {written[name]} (here {installed[name]})" for name in sorted(written)
+                 if name in installed and written[name] != installed[name]]
+    return (
+        f"{path} has model format {info.get('format')}, and this kubeface {installed['kubeface']} reads format "
+        f"{MODEL_FORMAT}; versions that differ from the ones that wrote it: {', '.join(differing) or 'none'}; "
+        f"install kubeface {written.get('kubeface', '(unknown)')} to use it, or retrain"
+    )
+
+
 class Recognizer:
     """Detector, embedder and classifier of one published model version."""
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
         self.manifest = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
-        self.info = json.loads((self.folder / MODEL_FILE).read_text(encoding="utf-8"))
+        try:
+            self.info = json.loads((self.folder / MODEL_FILE).read_text(encoding="utf-8"))
+        except FileNotFoundError as error:
+            raise ModelError(f"{self.folder / MODEL_FILE} is missing; this folder is not a kubeface model") from error
         if self.info.get("format") != MODEL_FORMAT:
-            raise ModelError(
-                f"{self.folder / MODEL_FILE} has model format {self.info.get('format')}, written by kubeface "
-                f"{self.info.get('libraries', {}).get('kubeface')}; this kubeface reads format {MODEL_FORMAT}"
-            )
+            raise ModelError(model_format_message(self.folder / MODEL_FILE, self.info))
         ir_dir = self.folder / "ir"
         convert.read_ir_info(ir_dir)
         self.align = AlignSettings(**self.info["align"])
