@@ -63,7 +63,7 @@ def test_scan_accounts_for_every_file(tree):
         photo_paths = {os.fsencode(photo.path): photo for photo in photos}
         assert len(photo_paths) == len(photos)
         for relative, content in created.items():
-            shown = "train:" + printable_name(os.fsdecode(relative))
+            reported = "train:" + printable_name(os.fsdecode(relative))
             folder = relative.split(b"/")[0]
             under_skipped = b"/" in relative and "train:" + printable_name(os.fsdecode(folder)) in skipped_paths
             if relative in photo_paths:
@@ -71,9 +71,9 @@ def test_scan_accounts_for_every_file(tree):
                 assert photo.sha256 == hashlib.sha256(content).hexdigest()
                 assert photo.person == unicodedata.normalize("NFC", os.fsdecode(folder))
                 assert check_person_name(photo.person) == photo.person
-                assert shown not in skipped_paths
+                assert reported not in skipped_paths
             else:
-                assert shown in skipped_paths or under_skipped
+                assert reported in skipped_paths or under_skipped
 
 
 @FUZZ_SETTINGS
