@@ -84,6 +84,8 @@ def run_align(
         plan = read_json(plan_path)
         train_identity, test_identity = plan["dataset"], plan["test_dataset"]
     photos, skipped = datasets.scan_dataset(train_root, test_root)
+    if plan_path.is_file():
+        skipped += [datasets.Skipped(**item) for item in read_json(plan_path).get("not_copied", [])]
     mine = datasets.shard(photos, shard_index, shard_count)
     detector = Detector(Path(ir_dir))
     rows, crops = [], []
@@ -171,21 +173,47 @@ def test_folder(fetched: Path) -> str:
     return str(folder) if folder.is_dir() else ""
 
 
+def _copy_dataset(root: Path, target: Path, split: str) -> list[dict]:
+    """Copy a dataset folder's regular files and folders; returns the entries left behind.
+
+    Named pipes, sockets and devices cannot be copied (reading a pipe would block), so they
+    are reported as skipped instead of failing the copy.
+    """
+    import shutil
+    import stat
+
+    left = []
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        ignored = []
+        for name in names:
+            path = Path(folder) / name
+            mode = path.lstat().st_mode
+            if folder == str(root) and name == "manifest.json":
+                ignored.append(name)
+            elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                ignored.append(name)
+                relative = path.relative_to(root).as_posix()
+                left.append({"path": f"{split}:{relative}", "reason": "not a regular file (pipe, socket or device)"})
+        return ignored
+
+    shutil.copytree(root, target, dirs_exist_ok=True, ignore=ignore, symlinks=False)
+    return left
+
+
 def run_fetch(dataset_uri: str, output_dir: Path, test_dataset_uri: str = "", s3_endpoint: str = "") -> dict:
     """Copy the dataset (and test set) into output_dir/train and output_dir/test, checked.
 
     Fails before any detection or embedding when fewer than two people have photos.
     """
-    import shutil
-
     output_dir = Path(output_dir)
     plan = {"dataset": None, "test_dataset": None}
+    not_copied: list[dict] = []
     for key, uri, split in (("dataset", dataset_uri, "train"), ("test_dataset", test_dataset_uri, "test")):
         if not uri:
             continue
         root, identity = resolve_dataset(uri, s3_endpoint)
-        shutil.copytree(root, output_dir / split, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("manifest.json"))
+        not_copied += _copy_dataset(root, output_dir / split, split)
         plan[key] = identity
     photos, skipped = datasets.scan_dataset(output_dir / "train",
                                             output_dir / "test" if test_dataset_uri else None)
@@ -195,7 +223,7 @@ def run_fetch(dataset_uri: str, output_dir: Path, test_dataset_uri: str = "", s3
             f"training needs photos of at least 2 people; found {len(people)} in {dataset_uri} "
             f"({', '.join(people) or 'none'}); add person folders <root>/<person>/<photo>"
         )
-    plan.update(people=people, photos=len(photos), skipped=[s.to_json() for s in skipped])
+    plan.update(people=people, photos=len(photos), skipped=[s.to_json() for s in skipped], not_copied=not_copied)
     write_json(output_dir / "plan.json", plan)
     return plan
 
