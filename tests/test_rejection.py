@@ -189,3 +189,17 @@ def test_roc_curve_written(with_unknown_folder, tmp_path):
 
 def test_thresholds_object_round_trip():
     assert Thresholds(0.9, 0.4).to_json() == {"max_distance": 0.9, "min_probability": 0.4}
+
+
+def test_recognize_command_reports_nearest_of_unknown(trained_model, demo_root, capsys):
+    from kubeface.cli import main
+
+    photo = demo_root / "unknown" / "Holly_Hunter_0001.jpg"
+    assert main(["recognize", "--model", trained_model, str(photo), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip())
+    face = max(result["faces"], key=lambda f: (f["box"][2] - f["box"][0]) * (f["box"][3] - f["box"][1]))
+    assert face["label"] is None
+    assert face["nearest"] in Recognizer.from_uri(trained_model).classifier.classes
+    assert face["distance"] > Recognizer.from_uri(trained_model).max_distance or face["probability"] < 0.5
+    assert main(["recognize", "--model", trained_model, str(photo)]) == 0
+    assert f"unknown (nearest {face['nearest']}, distance {face['distance']:.3f}" in capsys.readouterr().out
