@@ -25,8 +25,16 @@ def parent(ir_dir, demo_root, tmp_path_factory) -> str:
     from growth import train_version
 
     work = tmp_path_factory.mktemp("enroll-parent")
-    result = train_version(ir_dir, demo_root / "dataset", demo_root / "test", work, str(work / "store"),
-                           "faces", unknown_dataset=demo_root / "unknown", use_cache=False)
+    result = train_version(
+        ir_dir,
+        demo_root / "dataset",
+        demo_root / "test",
+        work,
+        str(work / "store"),
+        "faces",
+        unknown_dataset=demo_root / "unknown",
+        use_cache=False,
+    )
     return result["model_uri"]
 
 
@@ -46,7 +54,8 @@ def test_enroll_publishes_next_version(enrolled, parent):
     assert result["parent_version"] == version == "1.0.0"
     assert result["new_person"] is True
     assert result["added_photos"] == 15
-    assert PERSON in result["labels"] and len(result["labels"]) == 11
+    assert PERSON in result["labels"]
+    assert len(result["labels"]) == 11
 
 
 def test_enrolled_version_names_new_person(enrolled, demo_root):
@@ -94,8 +103,13 @@ def test_enroll_reports_photos_without_face(parent, demo_root, tmp_path):
 
     Image.new("RGB", (200, 200), (128, 128, 128)).save(blank)
     photos = sorted((demo_root / "new_person" / "dataset" / PERSON).glob("*.jpg"))[:3]
-    result = enroll(parent, PERSON, photos + [blank, photos[0]], store_uri=str(tmp_path / "other"),
-                    model_name="faces-plus")
+    result = enroll(
+        parent,
+        PERSON,
+        photos + [blank, photos[0]],
+        store_uri=str(tmp_path / "other"),
+        model_name="faces-plus",
+    )
     statuses = {Path(p["path"]).name: p["status"] for p in result["photos"]}
     assert statuses["blank.png"] == "no_face"
     assert [p["status"] for p in result["photos"]].count("duplicate") == 1
@@ -134,8 +148,19 @@ def test_enroll_command(parent, demo_root, tmp_path, capsys):
     assert result["model_uri"] == f"{store}/models/faces/1.0.1"
     assert result["added_photos"] == 15
     assert f"enrolled {PERSON}: 15 of 15 photos used" in captured.err
-    code = main(["recognize", "--model", result["model_uri"],
-                 str(demo_root / "new_person" / "test" / PERSON / sorted(
-                     p.name for p in (demo_root / "new_person" / "test" / PERSON).iterdir())[0])])
+    code = main(
+        [
+            "recognize",
+            "--model",
+            result["model_uri"],
+            str(
+                demo_root
+                / "new_person"
+                / "test"
+                / PERSON
+                / sorted(p.name for p in (demo_root / "new_person" / "test" / PERSON).iterdir())[0]
+            ),
+        ]
+    )
     assert code == 0
     assert f": {PERSON} (" in capsys.readouterr().out

@@ -13,17 +13,26 @@ from kubeface.detect import DetectorSettings
 from kubeface.facecache import ALIGNED, NO_FACE, CachedFace, FaceCache
 from kubeface.store import LocalStore
 
-IR_INFO = {"files": {name: {"xml_sha256": f"{name}-xml", "bin_sha256": f"{name}-bin"}
-                     for name in ("facenet", "pnet", "rnet", "onet")}}
+IR_INFO = {
+    "files": {
+        name: {"xml_sha256": f"{name}-xml", "bin_sha256": f"{name}-bin"}
+        for name in ("facenet", "pnet", "rnet", "onet")
+    }
+}
 PHOTO = hashlib.sha256(b"photo").hexdigest()
 
 
 def entry(seed: int = 0) -> CachedFace:
     rng = np.random.default_rng(seed)
     embedding = rng.normal(size=512).astype(np.float32)
-    return CachedFace(status=ALIGNED, faces=2, box=[10.0, 20.0, 110.0, 140.0], score=0.99,
-                      crop=rng.integers(0, 256, (160, 160, 3), dtype=np.uint8),
-                      embedding=embedding / np.linalg.norm(embedding))
+    return CachedFace(
+        status=ALIGNED,
+        faces=2,
+        box=[10.0, 20.0, 110.0, 140.0],
+        score=0.99,
+        crop=rng.integers(0, 256, (160, 160, 3), dtype=np.uint8),
+        embedding=embedding / np.linalg.norm(embedding),
+    )
 
 
 @pytest.fixture

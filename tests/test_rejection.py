@@ -17,9 +17,12 @@ from kubeface.rejection import Scores, Thresholds, choose_thresholds, cross_vali
 
 def scores(distance, probability, correct=None, group=None) -> Scores:
     n = len(distance)
-    return Scores(np.asarray(distance, float), np.asarray(probability, float),
-                  np.asarray(correct if correct is not None else [False] * n, bool),
-                  list(group or [f"p{i}" for i in range(n)]))
+    return Scores(
+        np.asarray(distance, float),
+        np.asarray(probability, float),
+        np.asarray(correct if correct is not None else [False] * n, bool),
+        list(group or [f"p{i}" for i in range(n)]),
+    )
 
 
 def test_thresholds_halfway_between_classes():
@@ -57,8 +60,13 @@ def test_misnamed_genuine_faces_not_counted():
     impostor = scores([1.0], [0.2])
     chosen = choose_thresholds(genuine, impostor, 0.0)
     assert chosen.max_distance == pytest.approx(0.6)
-    assert rejection.rates(chosen, genuine) == {"n": 2, "accepted": 1, "accepted_correct": 1,
-                                                "accept_rate": 0.5, "true_accept_rate": 0.5}
+    assert rejection.rates(chosen, genuine) == {
+        "n": 2,
+        "accepted": 1,
+        "accepted_correct": 1,
+        "accept_rate": 0.5,
+        "true_accept_rate": 0.5,
+    }
 
 
 def test_thresholds_need_both_kinds_of_faces():
@@ -72,8 +80,8 @@ def test_target_far_range_checked():
 
 
 def test_measured_faces_never_choose_their_thresholds():
-    # Fold 1 holds one impostor that looks genuine. Chosen with it, the thresholds would reject
-    # it; measured honestly it is accepted, and the false-accept rate says so.
+    # Fold 1 contains one impostor that looks genuine. Thresholds chosen with it would reject it.
+    # Measured by cross-validation it is accepted, and the false-accept rate reports it.
     genuine = scores([0.2, 0.3, 0.4, 0.8], [0.9] * 4, [True] * 4)
     impostor = scores([1.2, 1.3, 0.5, 1.4], [0.9] * 4, group=["a", "b", "c", "d"])
     folds = np.array([0, 0, 1, 1])
@@ -89,8 +97,9 @@ def test_leave_people_out_scores_every_photo():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(4, 512))
     labels = [f"person{k}" for k in range(4) for _ in range(5)] + ["single"]
-    points = np.concatenate([centres[k] + 0.3 * rng.normal(size=(5, 512)) for k in range(4)]
-                            + [rng.normal(size=(1, 512))])
+    points = np.concatenate(
+        [centres[k] + 0.3 * rng.normal(size=(5, 512)) for k in range(4)] + [rng.normal(size=(1, 512))]
+    )
     points /= np.linalg.norm(points, axis=1, keepdims=True)
     genuine, impostor, folds = rejection.leave_people_out(points.astype(np.float32), labels, seed=3)
     assert sorted(p for fold in folds for p in fold) == sorted(set(labels))
@@ -157,8 +166,15 @@ def test_demo_thresholds_in_model(recognizer):
 @pytest.fixture(scope="module")
 def with_unknown_folder(ir_dir, demo_root, tmp_path_factory):
     work = tmp_path_factory.mktemp("unknown-folder")
-    result = train_version(ir_dir, demo_root / "dataset", demo_root / "test", work, str(work / "store"), "faces",
-                           unknown_dataset=demo_root / "unknown")
+    result = train_version(
+        ir_dir,
+        demo_root / "dataset",
+        demo_root / "test",
+        work,
+        str(work / "store"),
+        "faces",
+        unknown_dataset=demo_root / "unknown",
+    )
     return result, json.loads((work / "validate" / "report.json").read_text())
 
 
@@ -171,7 +187,8 @@ def test_unknown_folder_measured_by_cross_validation(with_unknown_folder):
     assert rule["false_accept_method"].startswith("5-fold cross-validation over the unknown people")
     folds = report["rejection_details"]["false_accept_folds"]
     people = [p for fold in folds for p in fold["people"]]
-    assert len(people) == 20 and len(set(people)) == 20  # each unknown person measured exactly once
+    assert len(people) == 20  # each unknown person measured exactly once
+    assert len(set(people)) == 20
     assert sum(fold["accepted"] for fold in folds) == round(rule["false_accept_rate"] * 20)
     assert rule["false_accept_rate"] <= 0.1
     assert rule["true_accept_rate"] >= 0.95
@@ -181,9 +198,12 @@ def test_roc_curve_written(with_unknown_folder, tmp_path):
     _, report = with_unknown_folder
     curve = report["rejection_details"]["roc"]["distance"]
     assert report["rejection_details"]["roc_impostors"] == "unknown people"
-    assert curve["fpr"][0] == 0.0 and curve["tpr"][0] == 0.0
-    assert curve["fpr"][-1] == 1.0 and curve["tpr"][-1] == 1.0
-    assert curve["fpr"] == sorted(curve["fpr"]) and curve["tpr"] == sorted(curve["tpr"])
+    assert curve["fpr"][0] == 0.0
+    assert curve["tpr"][0] == 0.0
+    assert curve["fpr"][-1] == 1.0
+    assert curve["tpr"][-1] == 1.0
+    assert curve["fpr"] == sorted(curve["fpr"])
+    assert curve["tpr"] == sorted(curve["tpr"])
     assert len(curve["fpr"]) == len(curve["tpr"]) == len(curve["thresholds"])
 
 

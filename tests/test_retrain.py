@@ -22,12 +22,27 @@ def versions(ir_dir, demo_root, tmp_path_factory):
     """Version 1 from the 10 demo people, then version 2 from a dataset that adds Vladimir_Putin."""
     work = tmp_path_factory.mktemp("retrain")
     store = str(work / "store")
-    first = train_version(ir_dir, demo_root / "dataset", demo_root / "test", work / "run1", store, NAME,
-                          unknown_dataset=demo_root / "unknown")
+    first = train_version(
+        ir_dir,
+        demo_root / "dataset",
+        demo_root / "test",
+        work / "run1",
+        store,
+        NAME,
+        unknown_dataset=demo_root / "unknown",
+    )
     v1_manifest = (Path(store) / "models" / NAME / "1.0.0" / "manifest.json").read_bytes()
     dataset, test = demo_with_new_person(demo_root, work / "faces-1.0.1")
-    second = train_version(ir_dir, dataset, test, work / "run2", store, NAME, unknown_dataset=demo_root / "unknown",
-                           require_not_worse=True)
+    second = train_version(
+        ir_dir,
+        dataset,
+        test,
+        work / "run2",
+        store,
+        NAME,
+        unknown_dataset=demo_root / "unknown",
+        require_not_worse=True,
+    )
     return {"store": store, "first": first, "second": second, "work": work, "v1_manifest": v1_manifest}
 
 
@@ -70,7 +85,8 @@ def test_new_person_named_only_by_second_version(versions, demo_root):
         image = read_image(photo)
         before = first.recognize(image).faces
         after = second.recognize(image).faces
-        assert len(before) == 1 and len(after) == 1, photo.name
+        assert len(before) == 1, photo.name
+        assert len(after) == 1, photo.name
         assert before[0].label is None, f"version 1 named {photo.name} {before[0].label}"
         assert after[0].label == NEW_PERSON, photo.name
 
@@ -106,8 +122,16 @@ def test_not_worse_gate_fails_worse_model(versions, ir_dir, demo_root, tmp_path)
     shutil.move(dataset / "Tony_Blair", tmp_path / "held")
     shutil.move(dataset / "Colin_Powell", dataset / "Tony_Blair")
     shutil.move(tmp_path / "held", dataset / "Colin_Powell")
-    result = train_version(ir_dir, dataset, test, tmp_path / "run", versions["store"], NAME, min_accuracy=0.5,
-                           require_not_worse=True)
+    result = train_version(
+        ir_dir,
+        dataset,
+        test,
+        tmp_path / "run",
+        versions["store"],
+        NAME,
+        min_accuracy=0.5,
+        require_not_worse=True,
+    )
     assert result["accuracy"] == pytest.approx(45 / 55)
     assert result["passed"] is False
     assert result["published"] is False
@@ -127,4 +151,7 @@ def test_duplicate_across_train_and_test_dropped_from_test(ir_dir, demo_root, tm
     assert result["n_test"] == 55
     assert result["n_train"] == 165
     reasons = {item["path"]: item["reason"] for item in result["skipped"]}
-    assert reasons["test:Laura_Bush/copy_of_training_photo.jpg"] == f"duplicate of train:Laura_Bush/{copied.name}"
+    assert (
+        reasons["test:Laura_Bush/copy_of_training_photo.jpg"]
+        == f"duplicate of train:Laura_Bush/{copied.name}"
+    )

@@ -21,15 +21,33 @@ def run_json(arguments: list[str], capsys) -> dict:
 
 @pytest.mark.slow
 def test_run_twice_embeds_only_new_person(demo_root, tmp_path, capsys):
-    common = ["--store", str(tmp_path / "store"), "--model-name", "faces", "--pipeline-root", str(tmp_path / "runs")]
+    common = [
+        "--store",
+        str(tmp_path / "store"),
+        "--model-name",
+        "faces",
+        "--pipeline-root",
+        str(tmp_path / "runs"),
+    ]
     first = run_json(common, capsys)
     assert first["model_uri"] == f"{tmp_path / 'store'}/models/faces/1.0.0"
     assert first["cache"] == {"enabled": True, "hits": 0, "misses": 220, "embedded": 220}
     assert first["rejection"]["false_accept_rate"] <= 0.1
 
     dataset, test = demo_with_new_person(demo_root, tmp_path / "faces-1.0.1")
-    second = run_json([*common, "--dataset", str(dataset), "--test-dataset", str(test),
-                       "--unknown-dataset", str(demo_root / "unknown"), "--not-worse"], capsys)
+    second = run_json(
+        [
+            *common,
+            "--dataset",
+            str(dataset),
+            "--test-dataset",
+            str(test),
+            "--unknown-dataset",
+            str(demo_root / "unknown"),
+            "--not-worse",
+        ],
+        capsys,
+    )
     assert second["model_uri"] == f"{tmp_path / 'store'}/models/faces/1.0.1"
     assert second["cache"] == {"enabled": True, "hits": 220, "misses": 20, "embedded": 20}
     assert PERSON in second["labels"]

@@ -1,10 +1,10 @@
 """Compare a newly trained model with the version currently published under the same name.
 
-The fairest comparison scores both classifiers on the same test photos. That is possible when
-the published version embedded its photos with the same FaceNet IR and alignment settings, so
-its classifier reads this run's embeddings; then the published classifier is loaded from the
-store (checksums verified) and scored here. Otherwise the comparison falls back to the accuracy
-that the published version reported on its own test photos, and says so.
+The fairest comparison scores both classifiers on the same test photos. That works when the
+published version embedded its photos with the same FaceNet IR and alignment settings, because
+its classifier then reads this run's embeddings. The published classifier is loaded from the
+store with its checksums verified and scored here. Otherwise the comparison falls back to the
+accuracy that the published version reported on its own test photos, and records that basis.
 """
 
 from __future__ import annotations
@@ -47,7 +47,9 @@ class PublishedModel:
             raise ChecksumError(f"{self.uri}/{MANIFEST} does not list {path}")
         data = self.catalog.store.read_bytes(f"{self.prefix}/{path}")
         if sha256_bytes(data) != entry["sha256"]:
-            raise ChecksumError(f"{self.uri}/{path} has sha256 {sha256_bytes(data)}, expected {entry['sha256']}")
+            raise ChecksumError(
+                f"{self.uri}/{path} has sha256 {sha256_bytes(data)}, expected {entry['sha256']}"
+            )
         return data
 
     def classifier(self) -> LinearSVM:
@@ -65,9 +67,15 @@ class PublishedModel:
         for kind in ("xml", "bin"):
             published = self.files.get(f"ir/facenet.{kind}", {}).get("sha256")
             if published != facenet_files.get(f"{kind}_sha256"):
-                return False, f"version {self.version} was embedded with a different FaceNet IR ({kind} file differs)"
+                return (
+                    False,
+                    f"version {self.version} was embedded with a different FaceNet IR ({kind} file differs)",
+                )
         if self.info.get("align") != align:
-            return False, f"version {self.version} was aligned with {self.info.get('align')}, this run with {align}"
+            return (
+                False,
+                f"version {self.version} was aligned with {self.info.get('align')}, this run with {align}",
+            )
         return True, ""
 
 
@@ -92,13 +100,23 @@ def recall_by_person(truth: list[str], predicted: list[str]) -> dict:
     return out
 
 
-def compare(previous: PublishedModel, truth: list[str], predicted: list[str], test_embeddings: np.ndarray,
-            accuracy: float, classes: list[str], facenet_files: dict | None, align: dict) -> dict:
+def compare(
+    previous: PublishedModel,
+    truth: list[str],
+    predicted: list[str],
+    test_embeddings: np.ndarray,
+    accuracy: float,
+    classes: list[str],
+    facenet_files: dict | None,
+    align: dict,
+) -> dict:
     """Compare this run's predictions on its test photos with the published version's."""
     before_classes = list(previous.info.get("labels", []))
     result = {
-        "version": previous.version, "model_uri": previous.uri,
-        "published_accuracy": previous.report.get("accuracy"), "published_n_test": previous.report.get("n_test"),
+        "version": previous.version,
+        "model_uri": previous.uri,
+        "published_accuracy": previous.report.get("accuracy"),
+        "published_n_test": previous.report.get("n_test"),
         "accuracy_after": accuracy,
         "people_added": sorted(set(classes) - set(before_classes)),
         "people_removed": sorted(set(before_classes) - set(classes)),
@@ -111,17 +129,29 @@ def compare(previous: PublishedModel, truth: list[str], predicted: list[str], te
         correct = sum(t == p for t, p in zip(truth, before_predicted))
         result.update(basis=SAME_TEST_PHOTOS, accuracy_before=correct / len(truth))
     else:
-        before = {person: values.get("recall") for person, values in previous.report.get("per_person", {}).items()}
-        result.update(basis=PUBLISHED_FIGURES, accuracy_before=previous.report.get("accuracy"),
-                      basis_reason=why_not or "no test photos")
-    result["accuracy_change"] = accuracy - result["accuracy_before"] if result["accuracy_before"] is not None else None
+        before = {
+            person: values.get("recall") for person, values in previous.report.get("per_person", {}).items()
+        }
+        result.update(
+            basis=PUBLISHED_FIGURES,
+            accuracy_before=previous.report.get("accuracy"),
+            basis_reason=why_not or "no test photos",
+        )
+    result["accuracy_change"] = (
+        accuracy - result["accuracy_before"] if result["accuracy_before"] is not None else None
+    )
     per_person = {}
     for person in sorted(set(after) | set(before)):
         old, new = before.get(person), after.get(person)
-        per_person[person] = {"recall_before": old, "recall_after": new,
-                              "change": new - old if old is not None and new is not None else None}
+        per_person[person] = {
+            "recall_before": old,
+            "recall_after": new,
+            "change": new - old if old is not None and new is not None else None,
+        }
     result["per_person"] = per_person
-    result["recall_dropped"] = sorted(p for p, v in per_person.items() if v["change"] is not None and v["change"] < 0)
+    result["recall_dropped"] = sorted(
+        p for p, v in per_person.items() if v["change"] is not None and v["change"] < 0
+    )
     return result
 
 
@@ -133,5 +163,7 @@ def not_worse(comparison: dict | None) -> tuple[bool, str]:
     if before is None:
         return True, f"version {comparison['version']} reported no accuracy"
     verdict = ">=" if after >= before else "<"
-    return after >= before, (f"accuracy {after:.4f} {verdict} {before:.4f} of version {comparison['version']} "
-                             f"({comparison['basis']})")
+    return after >= before, (
+        f"accuracy {after:.4f} {verdict} {before:.4f} of version {comparison['version']} "
+        f"({comparison['basis']})"
+    )

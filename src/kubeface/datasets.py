@@ -116,7 +116,7 @@ UNKNOWN = "unknown"
 def scan_unknown_folder(root: Path) -> tuple[list[Photo], list[Skipped]]:
     """List the photos of people who are absent from training and must be rejected as unknown.
 
-    The folder holds person folders, <root>/<person>/<photo>, and photos at its root. Each
+    The folder contains person folders, <root>/<person>/<photo>, and photos at its root. Each
     photo at the root counts as a person of its own, named after the file. Keeping one
     person's photos in one folder keeps them on the same side when the rejection thresholds
     are chosen on some unknown people and measured on the others.

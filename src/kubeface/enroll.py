@@ -1,9 +1,9 @@
 """Add a person to a published model without the pipeline: the quick path to a new version.
 
 Enrollment detects, aligns and embeds only the new person's photos with the model's own IRs
-and alignment settings. It reuses the training embeddings stored with the model (the gallery),
-refits the linear SVM on both, chooses new rejection thresholds by leaving people out of the
-gallery (plus the unknown people stored with it), and publishes the result as the next
+and alignment settings. It reuses the training embeddings stored with the model (the gallery)
+and refits the linear SVM on both. New rejection thresholds come from leaving people out of
+the gallery and from the unknown people stored with it. The result is published as the next
 version. The parent version is not changed. The full pipeline, with its held-out test photos
 and accuracy gate, stays the audited path: an enrolled version has no test accuracy of its own.
 """
@@ -35,7 +35,7 @@ logger = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class EnrolledPhoto:
-    """One photo given for enrollment and what became of it."""
+    """One photo given for enrollment, with its outcome."""
 
     path: str
     sha256: str
@@ -87,14 +87,22 @@ def destination(model_uri: str, store_uri: str | None, model_name: str | None) -
     store_uri = store_uri or parent_store
     model_name = model_name or parent_name
     if not store_uri or not model_name:
-        raise InvalidInputError(f"{model_uri} is a model folder, not a catalog URI STORE/models/NAME/VERSION; "
-                                "pass --store and --model-name to say where the new version goes")
+        raise InvalidInputError(
+            f"{model_uri} is a model folder, not a catalog URI STORE/models/NAME/VERSION; "
+            "pass --store and --model-name to say where the new version goes"
+        )
     return store_uri, check_name(model_name), parent_version
 
 
-def enroll(model_uri: str, person: str, images: list[Path], store_uri: str | None = None,
-           model_name: str | None = None, s3_endpoint: str | None = None,
-           target_far: float | None = None) -> dict:
+def enroll(
+    model_uri: str,
+    person: str,
+    images: list[Path],
+    store_uri: str | None = None,
+    model_name: str | None = None,
+    s3_endpoint: str | None = None,
+    target_far: float | None = None,
+) -> dict:
     """Publish a new version of a model with a person added (or more photos of a known person).
 
     Returns a summary with the new model URI, the photos used and the rejection thresholds.
@@ -107,50 +115,104 @@ def enroll(model_uri: str, person: str, images: list[Path], store_uri: str | Non
     recognizer = Recognizer(folder)
     photos, new_embeddings = embed_photos(recognizer, images)
     if not len(new_embeddings):
-        raise DatasetError(f"no face found in the {len(photos)} photos of {person!r}: "
-                           + "; ".join(f"{p.path}: {p.reason}" for p in photos))
+        raise DatasetError(
+            f"no face found in the {len(photos)} photos of {person!r}: "
+            + "; ".join(f"{p.path}: {p.reason}" for p in photos)
+        )
     with np.load(folder / "classifier" / stages.GALLERY_FILE, allow_pickle=False) as gallery:
         embeddings = gallery["embeddings"].astype(np.float32)
         names = [recognizer.classifier.classes[k] for k in gallery["labels"]]
-        unknown = gallery["unknown"] if "unknown" in gallery else np.zeros((0, embeddings.shape[1]), np.float32)
+        unknown = (
+            gallery["unknown"] if "unknown" in gallery else np.zeros((0, embeddings.shape[1]), np.float32)
+        )
         unknown_people = [str(p) for p in gallery["unknown_people"]] if "unknown_people" in gallery else []
     embeddings = np.concatenate([embeddings, new_embeddings])
     names += [person] * len(new_embeddings)
     settings = recognizer.classifier.settings
     model = train_svm(embeddings, names, c=float(settings.get("C", 1.0)), seed=int(settings.get("seed", 0)))
-    target_far = target_far if target_far is not None else (recognizer.info.get("rejection") or {}).get(
-        "target_far", DEFAULT_TARGET_FAR)
-    calibration = calibrate(embeddings, names, model, embeddings, unknown, unknown_people, target_far,
-                            seed=int(settings.get("seed", 0)), svm_c=float(settings.get("C", 1.0)))
+    target_far = (
+        target_far
+        if target_far is not None
+        else (recognizer.info.get("rejection") or {}).get("target_far", DEFAULT_TARGET_FAR)
+    )
+    calibration = calibrate(
+        embeddings,
+        names,
+        model,
+        embeddings,
+        unknown,
+        unknown_people,
+        target_far,
+        seed=int(settings.get("seed", 0)),
+        svm_c=float(settings.get("C", 1.0)),
+    )
     enrollment = {
-        "parent": model_uri, "parent_version": parent_version, "person": person,
-        "new_person": person not in recognizer.classifier.classes, "added_photos": int(len(new_embeddings)),
+        "parent": model_uri,
+        "parent_version": parent_version,
+        "person": person,
+        "new_person": person not in recognizer.classifier.classes,
+        "added_photos": int(len(new_embeddings)),
         "photos": [p.to_json() for p in photos],
     }
     with tempfile.TemporaryDirectory(prefix="kubeface-enroll-") as scratch:
         target = Path(scratch) / "model"
-        info = _assemble(folder, target, recognizer.info, model, embeddings, names, unknown, unknown_people,
-                         calibration, enrollment, name)
+        info = _assemble(
+            folder,
+            target,
+            recognizer.info,
+            model,
+            embeddings,
+            names,
+            unknown,
+            unknown_people,
+            calibration,
+            enrollment,
+            name,
+        )
         catalog = Catalog.open(store_uri, s3_endpoint)
-        metadata = {"metrics": info["metrics"], "dataset": info["dataset"], "labels": info["labels"],
-                    "libraries": info["libraries"], "enrollment": {k: v for k, v in enrollment.items()
-                                                                   if k != "photos"}}
+        metadata = {
+            "metrics": info["metrics"],
+            "dataset": info["dataset"],
+            "labels": info["labels"],
+            "libraries": info["libraries"],
+            "enrollment": {k: v for k, v in enrollment.items() if k != "photos"},
+        }
         version = catalog.publish("models", name, target, metadata)
     uri = catalog.store.child_uri(f"models/{name}/{version}")
     logger.info("enrolled %s with %d photos: %s", person, len(new_embeddings), uri)
-    return {"model_uri": uri, "version": version, "labels": info["labels"], "rejection": info["rejection"],
-            **enrollment}
+    return {
+        "model_uri": uri,
+        "version": version,
+        "labels": info["labels"],
+        "rejection": info["rejection"],
+        **enrollment,
+    }
 
 
-def _assemble(parent: Path, folder: Path, parent_info: dict, model, embeddings: np.ndarray, names: list[str],
-              unknown: np.ndarray, unknown_people: list[str], calibration, enrollment: dict, name: str) -> dict:
+def _assemble(
+    parent: Path,
+    folder: Path,
+    parent_info: dict,
+    model,
+    embeddings: np.ndarray,
+    names: list[str],
+    unknown: np.ndarray,
+    unknown_people: list[str],
+    calibration,
+    enrollment: dict,
+    name: str,
+) -> dict:
     """Write the new version's folder: the parent's IRs, the refitted classifier, gallery and report."""
     shutil.copytree(parent / "ir", folder / "ir")
     model.save(folder / "classifier")
     label_index = {person: k for k, person in enumerate(model.classes)}
-    np.savez(folder / "classifier" / stages.GALLERY_FILE, embeddings=embeddings,
-             labels=np.asarray([label_index[p] for p in names], np.int32), unknown=unknown,
-             unknown_people=np.asarray(unknown_people, dtype=np.str_))
+    np.savez(
+        folder / "classifier" / stages.GALLERY_FILE,
+        embeddings=embeddings,
+        labels=np.asarray([label_index[p] for p in names], np.int32),
+        unknown=unknown,
+        unknown_people=np.asarray(unknown_people, dtype=np.str_),
+    )
     (folder / "validation").mkdir()
     rejection, details = {}, {"reason": "no impostor faces: needs 3 people or stored unknown people"}
     if calibration is not None:
@@ -162,19 +224,43 @@ def _assemble(parent: Path, folder: Path, parent_info: dict, model, embeddings: 
         impostors = calibration.unknown if len(calibration.unknown) else calibration.impostor
         curve = roc_points(calibration.genuine, impostors, "distance")
         details = {"false_accept_folds": calibration.report["false_accept_folds"], "roc": {"distance": curve}}
-        plot_roc({"distance": curve, "probability": roc_points(calibration.genuine, impostors, "probability")},
-                 None, folder / "validation" / ROC_PNG, f"{name} after enrolling {enrollment['person']}")
+        plot_roc(
+            {"distance": curve, "probability": roc_points(calibration.genuine, impostors, "probability")},
+            None,
+            folder / "validation" / ROC_PNG,
+            f"{name} after enrolling {enrollment['person']}",
+        )
     parent_metrics = parent_info.get("metrics", {})
-    report = {"accuracy": None, "n_test": 0, "n_train": int(len(embeddings)), "classes": model.classes,
-              "per_person": {}, "passed": None, "reason": "enrolled without test photos",
-              "parent_accuracy": parent_metrics.get("accuracy"), "enrollment": enrollment,
-              "rejection": rejection, "rejection_details": details}
+    report = {
+        "accuracy": None,
+        "n_test": 0,
+        "n_train": int(len(embeddings)),
+        "classes": model.classes,
+        "per_person": {},
+        "passed": None,
+        "reason": "enrolled without test photos",
+        "parent_accuracy": parent_metrics.get("accuracy"),
+        "enrollment": enrollment,
+        "rejection": rejection,
+        "rejection_details": details,
+    }
     stages.write_json(folder / "validation" / stages.REPORT_FILE, report)
-    info = {**parent_info, "name": name, "labels": model.classes, "rejection": rejection,
-            "metrics": {"accuracy": None, "n_test": 0, "n_train": int(len(embeddings)), "passed": None,
-                        "parent_accuracy": parent_metrics.get("accuracy"), "enrolled": True},
-            "enrollment": {k: v for k, v in enrollment.items() if k != "photos"},
-            "libraries": stages.library_versions()}
+    info = {
+        **parent_info,
+        "name": name,
+        "labels": model.classes,
+        "rejection": rejection,
+        "metrics": {
+            "accuracy": None,
+            "n_test": 0,
+            "n_train": int(len(embeddings)),
+            "passed": None,
+            "parent_accuracy": parent_metrics.get("accuracy"),
+            "enrolled": True,
+        },
+        "enrollment": {k: v for k, v in enrollment.items() if k != "photos"},
+        "libraries": stages.library_versions(),
+    }
     stages.write_json(folder / MODEL_FILE, info)
     return info
 
@@ -198,13 +284,19 @@ def image_paths(arguments: list[str]) -> list[Path]:
 def summary_text(result: dict) -> str:
     """Return the lines `kubeface enroll` prints."""
     used = [p for p in result["photos"] if p["status"] == "aligned"]
-    lines = [f"enrolled {result['person']}: {len(used)} of {len(result['photos'])} photos used"
-             + ("" if result["new_person"] else " (added to a known person)")]
-    lines += [f"  {p['path']}: {p['status']} ({p['reason']})" for p in result["photos"] if p["status"] != "aligned"]
+    lines = [
+        f"enrolled {result['person']}: {len(used)} of {len(result['photos'])} photos used"
+        + ("" if result["new_person"] else " (added to a known person)")
+    ]
+    lines += [
+        f"  {p['path']}: {p['status']} ({p['reason']})" for p in result["photos"] if p["status"] != "aligned"
+    ]
     rejection = result["rejection"]
     if rejection:
-        lines.append(f"unknown faces: rejected when distance > {rejection['max_distance']:.4f} or probability < "
-                     f"{rejection['min_probability']:.4f}")
+        lines.append(
+            f"unknown faces: rejected when distance > {rejection['max_distance']:.4f} or probability < "
+            f"{rejection['min_probability']:.4f}"
+        )
     lines.append(f"people: {len(result['labels'])}")
     lines.append(f"published: {result['model_uri']}")
     return "\n".join(lines)

@@ -8,8 +8,8 @@ aligns and embeds only that person's photos. Entries live under
 local store and S3 behave the same.
 
 An entry records what alignment found: "aligned" with the face's box, score, crop and
-embedding, or "no_face". Each entry carries a sha256 of its arrays; an entry that fails the
-check or does not parse counts as a miss and is written again.
+embedding, or "no_face". Each entry carries a sha256 of its arrays. An entry that fails the
+check or does not parse counts as a miss, so it is computed and written again.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import json
 import logging
 import zipfile
 import zlib
+
 import numpy as np
 
 from kubeface.align import AlignSettings
@@ -41,7 +42,10 @@ def namespace(ir_info: dict, align: AlignSettings, detector: DetectorSettings) -
     """Return the digest naming the cache entries valid for these IRs and settings."""
     parts = {
         "format": CACHE_FORMAT,
-        "ir": {name: [entry["xml_sha256"], entry["bin_sha256"]] for name, entry in sorted(ir_info["files"].items())},
+        "ir": {
+            name: [entry["xml_sha256"], entry["bin_sha256"]]
+            for name, entry in sorted(ir_info["files"].items())
+        },
         "align": align.to_json(),
         "detector": dataclasses.asdict(detector),
     }
@@ -50,7 +54,7 @@ def namespace(ir_info: dict, align: AlignSettings, detector: DetectorSettings) -
 
 @dataclasses.dataclass
 class CachedFace:
-    """What alignment and embedding produced for one photo."""
+    """The alignment and embedding results of one photo."""
 
     status: str
     """ALIGNED or NO_FACE."""
@@ -88,12 +92,20 @@ def encode_entry(photo_sha256: str, space: str, entry: CachedFace) -> bytes:
     crop = entry.crop if entry.crop is not None else np.zeros((0, 0, 3), np.uint8)
     embedding = entry.embedding if entry.embedding is not None else np.zeros(0, np.float32)
     crop, embedding = np.asarray(crop, np.uint8), np.asarray(embedding, np.float32)
-    meta = {"format": CACHE_FORMAT, "photo_sha256": photo_sha256, "namespace": space, "status": entry.status,
-            "faces": entry.faces, "box": entry.box, "score": entry.score,
-            "arrays_sha256": _array_digest(crop, embedding)}
+    meta = {
+        "format": CACHE_FORMAT,
+        "photo_sha256": photo_sha256,
+        "namespace": space,
+        "status": entry.status,
+        "faces": entry.faces,
+        "box": entry.box,
+        "score": entry.score,
+        "arrays_sha256": _array_digest(crop, embedding),
+    }
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, crop=crop, embedding=embedding,
-                        meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    np.savez_compressed(
+        buffer, crop=crop, embedding=embedding, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    )
     return buffer.getvalue()
 
 
@@ -108,7 +120,9 @@ def decode_entry(data: bytes, photo_sha256: str, space: str, image_size: int) ->
         raise ValueError(f"entry belongs to namespace {meta.get('namespace')}")
     if _array_digest(crop, embedding) != meta.get("arrays_sha256"):
         raise ValueError("the arrays do not match their recorded sha256")
-    entry = CachedFace(status=meta["status"], faces=int(meta["faces"]), box=meta.get("box"), score=meta.get("score"))
+    entry = CachedFace(
+        status=meta["status"], faces=int(meta["faces"]), box=meta.get("box"), score=meta.get("score")
+    )
     if entry.status == ALIGNED:
         if crop.shape != (image_size, image_size, 3) or embedding.shape != (EMBEDDING_SIZE,):
             raise ValueError(f"crop {crop.shape} or embedding {embedding.shape} has the wrong shape")
@@ -130,8 +144,9 @@ class FaceCache:
         self.written = 0
 
     @classmethod
-    def open(cls, store_uri: str, s3_endpoint: str, ir_info: dict, align: AlignSettings,
-             detector: DetectorSettings) -> "FaceCache":
+    def open(
+        cls, store_uri: str, s3_endpoint: str, ir_info: dict, align: AlignSettings, detector: DetectorSettings
+    ) -> "FaceCache":
         """Open the cache for the IRs that ir_info describes (read_ir_info) and these settings."""
         space = namespace(ir_info, align, detector)
         return cls(open_store(store_uri or None, s3_endpoint or None), space, align.image_size)

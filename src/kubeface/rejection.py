@@ -1,4 +1,4 @@
-"""The rule that answers "unknown": thresholds chosen on held-out people at a target false-accept rate.
+"""The rule that returns "unknown": thresholds chosen on held-out people at a target false-accept rate.
 
 A linear SVM names the most probable known person even for a stranger. A face is accepted only
 when two scores pass their thresholds:
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,16 +69,24 @@ class Scores:
         return len(self.distance)
 
     def subset(self, mask: np.ndarray) -> "Scores":
-        return Scores(self.distance[mask], self.probability[mask], self.correct[mask],
-                      [g for g, keep in zip(self.group, mask) if keep])
+        return Scores(
+            self.distance[mask],
+            self.probability[mask],
+            self.correct[mask],
+            [g for g, keep in zip(self.group, mask) if keep],
+        )
 
     @classmethod
     def concat(cls, parts: list["Scores"]) -> "Scores":
         parts = [p for p in parts if len(p)]
         if not parts:
             return cls.empty()
-        return cls(np.concatenate([p.distance for p in parts]), np.concatenate([p.probability for p in parts]),
-                   np.concatenate([p.correct for p in parts]), [g for p in parts for g in p.group])
+        return cls(
+            np.concatenate([p.distance for p in parts]),
+            np.concatenate([p.probability for p in parts]),
+            np.concatenate([p.correct for p in parts]),
+            [g for p in parts for g in p.group],
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,22 +100,28 @@ class Thresholds:
         return (np.asarray(distance) <= self.max_distance) & (np.asarray(probability) >= self.min_probability)
 
     def to_json(self) -> dict:
-        return {"max_distance": round(float(self.max_distance), 6),
-                "min_probability": round(float(self.min_probability), 6)}
+        return {
+            "max_distance": round(float(self.max_distance), 6),
+            "min_probability": round(float(self.min_probability), 6),
+        }
 
 
 def nearest_distances(embeddings: np.ndarray, gallery: np.ndarray) -> np.ndarray:
     """Return, for each of N embeddings, the Euclidean distance to the closest of M gallery rows."""
     if len(embeddings) == 0:
         return np.zeros(0)
-    squared = (np.sum(embeddings.astype(np.float64) ** 2, axis=1)[:, None]
-               + np.sum(gallery.astype(np.float64) ** 2, axis=1)[None, :]
-               - 2.0 * embeddings.astype(np.float64) @ gallery.astype(np.float64).T)
+    squared = (
+        np.sum(embeddings.astype(np.float64) ** 2, axis=1)[:, None]
+        + np.sum(gallery.astype(np.float64) ** 2, axis=1)[None, :]
+        - 2.0 * embeddings.astype(np.float64) @ gallery.astype(np.float64).T
+    )
     return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
 
 
-def score_faces(model: LinearSVM, gallery: np.ndarray, embeddings: np.ndarray, truth: list[str] | None) -> Scores:
-    """Score embeddings against one model; truth None means they show nobody the model knows."""
+def score_faces(
+    model: LinearSVM, gallery: np.ndarray, embeddings: np.ndarray, truth: list[str] | None
+) -> Scores:
+    """Score embeddings against one model; truth None marks faces of people absent from training."""
     if len(embeddings) == 0:
         return Scores.empty()
     names, probability = model.predict(embeddings)
@@ -137,10 +152,14 @@ def choose_thresholds(genuine: Scores, impostor: Scores, target_far: float) -> T
     faces of the final model some room below max_distance.
     """
     if len(genuine) == 0 or len(impostor) == 0:
-        raise InvalidInputError(f"choosing thresholds needs genuine and impostor faces; got {len(genuine)} "
-                                f"genuine and {len(impostor)} impostor faces")
+        raise InvalidInputError(
+            f"choosing thresholds needs genuine and impostor faces; got {len(genuine)} "
+            f"genuine and {len(impostor)} impostor faces"
+        )
     allowed = int(np.floor(target_far * len(impostor) + 1e-9))
-    distances = _cut_points(np.concatenate([genuine.distance, impostor.distance]), 0.0, MAX_EMBEDDING_DISTANCE)
+    distances = _cut_points(
+        np.concatenate([genuine.distance, impostor.distance]), 0.0, MAX_EMBEDDING_DISTANCE
+    )
     probabilities = _cut_points(np.concatenate([genuine.probability, impostor.probability]), 0.0, 1.0)
     best_key, best = None, Thresholds()
     for d_index, max_distance in enumerate(distances):
@@ -166,9 +185,13 @@ def rates(thresholds: Thresholds, scores: Scores) -> dict:
     """Return how many faces are accepted, and accepted with the right name, under thresholds."""
     accepted = thresholds.accepts(scores.distance, scores.probability)
     n = len(scores)
-    return {"n": n, "accepted": int(accepted.sum()), "accepted_correct": int((accepted & scores.correct).sum()),
-            "accept_rate": float(accepted.mean()) if n else None,
-            "true_accept_rate": float((accepted & scores.correct).mean()) if n else None}
+    return {
+        "n": n,
+        "accepted": int(accepted.sum()),
+        "accepted_correct": int((accepted & scores.correct).sum()),
+        "accept_rate": float(accepted.mean()) if n else None,
+        "true_accept_rate": float((accepted & scores.correct).mean()) if n else None,
+    }
 
 
 def people_folds(people: list[str], seed: int) -> list[list[str]]:
@@ -178,13 +201,15 @@ def people_folds(people: list[str], seed: int) -> list[list[str]]:
     return [sorted(order[k::count]) for k in range(count)]
 
 
-def leave_people_out(embeddings: np.ndarray, labels: list[str], seed: int = 0,
-                     svm_c: float = 1.0) -> tuple[Scores, Scores, list[list[str]]]:
+def leave_people_out(
+    embeddings: np.ndarray, labels: list[str], seed: int = 0, svm_c: float = 1.0
+) -> tuple[Scores, Scores, list[list[str]]]:
     """Score training photos with models that never saw them: genuine and impostor faces.
 
-    Each fold leaves one group of people out entirely (their photos become impostors) and holds
-    out a share of every other person's photos (these become genuine faces); a classifier and
-    gallery fitted on the rest score both. A person with one photo is never held out. Returns
+    Each fold leaves one group of people out entirely, and their photos become impostors. It
+    also holds out a share of every other person's photos, which become genuine faces. A
+    classifier and gallery fitted on the rest score both. A person with one photo is never held
+    out. Returns
     (genuine, impostor, the people left out in each fold). Needs at least 3 people.
     """
     people = sorted(set(labels))
@@ -207,7 +232,11 @@ def leave_people_out(embeddings: np.ndarray, labels: list[str], seed: int = 0,
         out_mask = np.isin(labels_array, left_out)
         probe_mask = (holdout_fold == k) & ~out_mask
         fit_mask = ~out_mask & ~probe_mask
-        model = train_svm(embeddings[fit_mask], list(labels_array[fit_mask]), c=svm_c, seed=seed)
+        with warnings.catch_warnings():
+            # scikit-learn 1.9 deprecates SVC(probability=True) with a FutureWarning; the train
+            # stage's own fit already shows it once, so the folds do not repeat it.
+            warnings.simplefilter("ignore", FutureWarning)
+            model = train_svm(embeddings[fit_mask], list(labels_array[fit_mask]), c=svm_c, seed=seed)
         gallery = embeddings[fit_mask]
         genuine.append(score_faces(model, gallery, embeddings[probe_mask], list(labels_array[probe_mask])))
         strangers = score_faces(model, gallery, embeddings[out_mask], list(labels_array[out_mask]))
@@ -225,23 +254,38 @@ def _unknown_folds(groups: list[str], seed: int) -> np.ndarray:
     return np.asarray([fold_of[g] for g in groups])
 
 
-def cross_validated_far(genuine: Scores, genuine_folds: np.ndarray, impostor: Scores, impostor_folds: np.ndarray,
-                        measured: np.ndarray, target_far: float) -> dict:
+def cross_validated_far(
+    genuine: Scores,
+    genuine_folds: np.ndarray,
+    impostor: Scores,
+    impostor_folds: np.ndarray,
+    measured: np.ndarray,
+    target_far: float,
+) -> dict:
     """Measure the false-accept rate on impostor faces that did not choose the thresholds.
 
-    measured marks the impostors to measure; the measured faces of fold k are scored with
+    measured marks the impostors to measure. The measured faces of fold k are scored with
     thresholds chosen without any face of fold k, genuine or impostor.
     """
     accepted = 0
     per_fold = []
     for k in np.unique(impostor_folds[measured]):
         inside = impostor_folds == k
-        thresholds = choose_thresholds(genuine.subset(genuine_folds != k), impostor.subset(~inside), target_far)
+        thresholds = choose_thresholds(
+            genuine.subset(genuine_folds != k), impostor.subset(~inside), target_far
+        )
         test = impostor.subset(inside & measured)
         fold_accepted = int(thresholds.accepts(test.distance, test.probability).sum())
         accepted += fold_accepted
-        per_fold.append({"fold": int(k), "people": sorted(set(test.group)), "faces": len(test),
-                         "accepted": fold_accepted, **thresholds.to_json()})
+        per_fold.append(
+            {
+                "fold": int(k),
+                "people": sorted(set(test.group)),
+                "faces": len(test),
+                "accepted": fold_accepted,
+                **thresholds.to_json(),
+            }
+        )
     n = int(measured.sum())
     return {"false_accept_rate": accepted / n if n else None, "n": n, "accepted": accepted, "folds": per_fold}
 
@@ -257,9 +301,17 @@ class Calibration:
     report: dict
 
 
-def calibrate(embeddings: np.ndarray, labels: list[str], model: LinearSVM, gallery: np.ndarray,
-              unknown_embeddings: np.ndarray, unknown_groups: list[str], target_far: float = DEFAULT_TARGET_FAR,
-              seed: int = 0, svm_c: float = 1.0) -> Calibration | None:
+def calibrate(
+    embeddings: np.ndarray,
+    labels: list[str],
+    model: LinearSVM,
+    gallery: np.ndarray,
+    unknown_embeddings: np.ndarray,
+    unknown_groups: list[str],
+    target_far: float = DEFAULT_TARGET_FAR,
+    seed: int = 0,
+    svm_c: float = 1.0,
+) -> Calibration | None:
     """Choose the rejection thresholds for model and measure their false-accept rate honestly.
 
     embeddings and labels are the training photos, gallery the final model's training
@@ -279,8 +331,12 @@ def calibrate(embeddings: np.ndarray, labels: list[str], model: LinearSVM, galle
     unknown.group = list(unknown_groups)
     impostor = Scores.concat([left_out, unknown])
     if len(genuine) == 0 or len(impostor) == 0:
-        logger.warning("no rejection thresholds: %d genuine and %d impostor faces (needs 3 people or "
-                       "an unknown-people folder)", len(genuine), len(impostor))
+        logger.warning(
+            "no rejection thresholds: %d genuine and %d impostor faces (needs 3 people or "
+            "an unknown-people folder)",
+            len(genuine),
+            len(impostor),
+        )
         return None
     thresholds = choose_thresholds(genuine, impostor, target_far)
     n_folds = len(people_groups)
@@ -289,13 +345,17 @@ def calibrate(embeddings: np.ndarray, labels: list[str], model: LinearSVM, galle
         genuine_folds = genuine_folds + UNKNOWN_FOLDS
         folds = np.concatenate([left_out_folds + UNKNOWN_FOLDS, _unknown_folds(list(unknown_groups), seed)])
         measured = np.concatenate([np.zeros(len(left_out), bool), np.ones(len(unknown), bool)])
-        method = (f"{min(len(set(unknown_groups)), UNKNOWN_FOLDS)}-fold cross-validation over the unknown people: "
-                  "each fold is scored with thresholds chosen without its people")
+        method = (
+            f"{min(len(set(unknown_groups)), UNKNOWN_FOLDS)}-fold cross-validation over the unknown people: "
+            "each fold is scored with thresholds chosen without its people"
+        )
     else:
         folds = left_out_folds
         measured = np.ones(len(left_out), bool)
-        method = (f"{n_folds}-fold cross-validation over the training people left out: each fold "
-                  "is scored with thresholds chosen without its people")
+        method = (
+            f"{n_folds}-fold cross-validation over the training people left out: each fold "
+            "is scored with thresholds chosen without its people"
+        )
     far = cross_validated_far(genuine, genuine_folds, impostor, folds, measured, target_far)
     report = {
         **thresholds.to_json(),
@@ -303,8 +363,10 @@ def calibrate(embeddings: np.ndarray, labels: list[str], model: LinearSVM, galle
         "rule": "accept when distance <= max_distance and probability >= min_probability",
         "distance": "Euclidean distance to the nearest training embedding",
         "calibration": {
-            "genuine_faces": len(genuine), "impostor_faces": len(impostor),
-            "left_out_faces": len(left_out), "unknown_faces": len(unknown),
+            "genuine_faces": len(genuine),
+            "impostor_faces": len(impostor),
+            "left_out_faces": len(left_out),
+            "unknown_faces": len(unknown),
             "people_folds": n_folds,
             "true_accept_rate": rates(thresholds, genuine)["true_accept_rate"],
             "false_accept_rate": rates(thresholds, impostor)["accept_rate"],
@@ -327,9 +389,12 @@ def roc_points(genuine: Scores, impostor: Scores, score: str) -> dict:
     g = genuine.probability if higher_accepts else genuine.distance
     i = impostor.probability if higher_accepts else impostor.distance
     values = np.unique(np.concatenate([g, i]))
-    values = values[::-1] if higher_accepts else values
-    fpr, tpr = [0.0], [0.0]
-    thresholds = [float(values[0] + (1e-6 if higher_accepts else -1e-6))] if len(values) else [0.0]
+    if higher_accepts:
+        values = values[::-1]
+    # The first point accepts nothing: a threshold just beyond the most genuine-looking score.
+    fpr, tpr, thresholds = [0.0], [0.0], [0.0]
+    if len(values):
+        thresholds = [float(values[0] + 1e-6) if higher_accepts else float(values[0] - 1e-6)]
     for value in values:
         accept_g = (g >= value) if higher_accepts else (g <= value)
         accept_i = (i >= value) if higher_accepts else (i <= value)
@@ -350,8 +415,13 @@ def plot_roc(curves: dict, operating_point: tuple[float, float] | None, path: Pa
     for name, curve in curves.items():
         axes.step(curve["fpr"], curve["tpr"], where="post", label=name)
     if operating_point is not None:
-        axes.plot([operating_point[0]], [operating_point[1]], "o", color="black",
-                  label=f"chosen thresholds (FAR {operating_point[0]:.3f}, TAR {operating_point[1]:.3f})")
+        axes.plot(
+            [operating_point[0]],
+            [operating_point[1]],
+            "o",
+            color="black",
+            label=f"chosen thresholds (FAR {operating_point[0]:.3f}, TAR {operating_point[1]:.3f})",
+        )
     axes.set_xlim(-0.01, 1.01)
     axes.set_ylim(-0.01, 1.01)
     axes.set_xlabel("false-accept rate (unknown people accepted)")

@@ -71,7 +71,7 @@ def run_align(
     Writes crops.npz (N x S x S x 3 uint8, aligned photos only) and index.json: one row per
     input file with its status (aligned, no_face, unreadable) and, for several faces, the count.
     With use_cache, photos found in the face cache of the store (store_uri, "" for the default
-    store) are not detected again; crops.npz then also holds their cached embeddings.
+    store) are not detected again, and crops.npz also contains their cached embeddings.
     """
     from kubeface.detect import DetectorSettings
 
@@ -118,8 +118,8 @@ def run_align(
     aligned = sum(1 for r in rows if r["status"] == "aligned")
     logger.info("shard %d/%d: %d of %d photos aligned, %d from the cache", shard_index, shard_count, aligned,
                 len(rows), cache.hits if cache else 0)
-    return {"aligned": aligned, "photos": len(rows), **{f"cache_{k}": v for k, v in index["cache"].items()
-                                                         if k in ("hits", "misses")}}
+    return {"aligned": aligned, "photos": len(rows), "cache_hits": index["cache"]["hits"],
+            "cache_misses": index["cache"]["misses"]}
 
 
 def _cache_counts(cache) -> dict:
@@ -303,7 +303,7 @@ def _dedupe(rows: list[dict]) -> tuple[list[int], list[dict]]:
     """Return the indices of rows to keep, in order, and a report of the duplicates dropped.
 
     Rows are visited training photos first, so a test or unknown-people photo identical to a
-    training photo is dropped from its set, never counted as a correct answer or a rejection.
+    training photo is dropped from its set and never scored.
     """
     seen: dict[str, str] = {}
     keep, dropped = [], []

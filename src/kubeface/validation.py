@@ -9,7 +9,7 @@ import numpy as np
 
 from kubeface.classifier import LinearSVM
 from kubeface.comparison import compare, find_published, not_worse
-from kubeface.errors import InvalidInputError
+from kubeface.errors import InvalidInputError, KubefaceError
 from kubeface.rejection import (
     DEFAULT_TARGET_FAR,
     ROC_PNG,
@@ -83,7 +83,7 @@ def run_validate(train_dir: Path, output_dir: Path, min_accuracy: float = DEFAUL
     """Score the held-out photos, choose the rejection thresholds and decide whether the model passes.
 
     With model_name, the model is compared with the latest version published under that name
-    in the store (store_uri, "" for the default store); require_not_worse then also fails a
+    in the store (store_uri, "" for the default store). require_not_worse then also fails a
     model whose accuracy is lower than that version's on the same test photos.
     """
     if not 0.0 <= min_accuracy <= 1.0:
@@ -115,15 +115,22 @@ def run_validate(train_dir: Path, output_dir: Path, min_accuracy: float = DEFAUL
     report.update(_open_set(train_dir, split, embeddings, model, target_far, output_dir))
     report["comparison"] = None
     if model_name:
-        previous = find_published(store_uri, model_name, s3_endpoint)
-        if previous is not None:
-            report["comparison"] = compare(previous, truth, predicted, embeddings[test], accuracy, model.classes,
-                                           split.get("facenet"), split["align"])
+        try:
+            previous = find_published(store_uri, model_name, s3_endpoint)
+            if previous is not None:
+                report["comparison"] = compare(previous, truth, predicted, embeddings[test], accuracy,
+                                               model.classes, split.get("facenet"), split["align"])
+        except KubefaceError as error:
+            if require_not_worse:
+                raise
+            # Without the not-worse gate a broken earlier version must not block this model.
+            logger.warning("could not compare with the published %s: %s", model_name, error)
+            report["comparison_error"] = str(error)
     report["require_not_worse"] = require_not_worse
     if require_not_worse:
-        better, why = not_worse(report["comparison"])
+        better, comparison_reason = not_worse(report["comparison"])
         report["passed"] = report["passed"] and better
-        report["reason"] = f"{report['reason']}; {why}"
+        report["reason"] = f"{report['reason']}; {comparison_reason}"
     write_json(output_dir / REPORT_FILE, report)
     plot_confusion(matrix, model.classes, output_dir / CONFUSION_PNG,
                    f"held-out accuracy {accuracy:.3f} ({correct}/{len(test)})")
