@@ -1,5 +1,8 @@
 """The store's cache of aligned crops and embeddings: keys, entries, damaged objects."""
 
+# TODO: run these tests against the S3 store on a loopback S3 server as well, once kubeface.s3
+# exists in this tree. The cache reaches storage only through Store.read_bytes and write_bytes.
+
 from __future__ import annotations
 
 import hashlib
