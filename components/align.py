@@ -8,7 +8,8 @@ from kubeface.imagerefs import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def align(dataset: Input[Dataset], ir: Input[Model], aligned: Output[Dataset], shard_index: int = 0,
-          shard_count: int = 1, margin: int = 32, image_size: int = 160):
+          shard_count: int = 1, margin: int = 32, image_size: int = 160, embedding_cache: bool = True,
+          store_uri: str = "", s3_endpoint: str = ""):
     """Detect, choose and crop the face of each photo in one shard of the dataset.
 
     Args:
@@ -19,6 +20,10 @@ def align(dataset: Input[Dataset], ir: Input[Model], aligned: Output[Dataset], s
         shard_count: Number of slices.
         margin: Pixels added around the face box in total, before resizing.
         image_size: Side of the square crop in pixels.
+        embedding_cache: Reuse and fill the store's cache of crops and embeddings, keyed by photo
+            content, IR checksums and these settings.
+        store_uri: Store holding the cache; empty for $KUBEFACE_STORE or ~/.kubeface/store.
+        s3_endpoint: S3 endpoint URL; empty for $KUBEFACE_S3_ENDPOINT.
     """
     from pathlib import Path
 
@@ -27,5 +32,7 @@ def align(dataset: Input[Dataset], ir: Input[Model], aligned: Output[Dataset], s
     result = stages.run_align(str(Path(dataset.path) / "train"), Path(ir.path), Path(aligned.path),
                               test_dataset_uri=stages.test_folder(Path(dataset.path)),
                               shard_index=int(shard_index), shard_count=int(shard_count),
-                              margin=margin, image_size=image_size)
+                              margin=margin, image_size=image_size, s3_endpoint=s3_endpoint,
+                              unknown_dataset_uri=stages.unknown_folder(Path(dataset.path)),
+                              use_cache=embedding_cache, store_uri=store_uri)
     aligned.metadata.update(result)

@@ -22,6 +22,10 @@ def training_pipeline(
     image_size: int = 160,
     precision: str = "FP32",
     shards: int = 1,
+    unknown_dataset_uri: str = "",
+    target_far: float = 0.01,
+    require_not_worse: bool = False,
+    embedding_cache: bool = True,
 ) -> str:
     """Turn a folder or dataset version of person photos into a published face recognizer.
 
@@ -31,19 +35,23 @@ def training_pipeline(
     # Step 1: the models, and the dataset with every checksum verified.
     convert_task = convert(precision=precision)
     fetch_task = fetch(dataset_uri=dataset_uri, test_dataset_uri=test_dataset_uri,
-                       s3_endpoint=s3_endpoint, shards=shards)
+                       s3_endpoint=s3_endpoint, shards=shards, unknown_dataset_uri=unknown_dataset_uri)
     # The data behind a dataset URI or folder can change while the URI stays the same.
     fetch_task.set_caching_options(False)
 
     # Step 2: align and embed, one task per shard.
     with dsl.ParallelFor(fetch_task.outputs["Output"], name="shard") as shard_index:
         align_task = align(dataset=fetch_task.outputs["dataset"], ir=convert_task.outputs["ir"],
-                           shard_index=shard_index, shard_count=shards, margin=margin, image_size=image_size)
-        embed_task = embed(aligned=align_task.outputs["aligned"], ir=convert_task.outputs["ir"])
+                           shard_index=shard_index, shard_count=shards, margin=margin, image_size=image_size,
+                           embedding_cache=embedding_cache, store_uri=store_uri, s3_endpoint=s3_endpoint)
+        embed_task = embed(aligned=align_task.outputs["aligned"], ir=convert_task.outputs["ir"],
+                           s3_endpoint=s3_endpoint)
 
     # Step 3: train and validate.
     train_task = train(shards=dsl.Collected(embed_task.outputs["embeddings"]))
-    validate_task = validate(model=train_task.outputs["model"], min_accuracy=min_accuracy)
+    validate_task = validate(model=train_task.outputs["model"], min_accuracy=min_accuracy, target_far=target_far,
+                             require_not_worse=require_not_worse, store_uri=store_uri, model_name=model_name,
+                             s3_endpoint=s3_endpoint)
 
     # Step 4: publish only a model that passed the gate.
     with dsl.If(validate_task.outputs["Output"] == True, name="passed"):  # noqa: E712

@@ -42,9 +42,10 @@ def chain(tmp_path_factory, demo_root, ir_dir):
     out["confusion"] = artifact(dsl.ClassificationMetrics, work / "confusion")
     out["plot"] = dsl.HTML(name="plot", uri=str(work / "plot.html"), metadata={})
     out["report"] = artifact(dsl.Artifact, work / "report")
+    out["roc"] = artifact(dsl.ClassificationMetrics, work / "roc")
     out["passed"] = components.validate.python_func(
         model=out["model"], metrics=out["metrics"], confusion=out["confusion"], plot=out["plot"],
-        report=out["report"], min_accuracy=0.9)
+        report=out["report"], roc=out["roc"], min_accuracy=0.9)
     out["store"] = work / "store"
     return out
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from kubeface import __version__
+from kubeface.cli_grow import add_enroll
 from kubeface.errors import KubefaceError
 
 logger = logging.getLogger("kubeface")
@@ -20,12 +21,22 @@ def add_run(subparsers) -> None:
                         "(default: the bundled demo set)")
     parser.add_argument("--test-dataset", default=None, help="held-out photos in the same form "
                         "(default: the demo test set with the demo dataset, else a seeded split)")
+    parser.add_argument("--unknown-dataset", default=None, help="photos of people absent from training, "
+                        "<root>/<person>/<photo> or single photos at the root, used to choose and measure "
+                        "the rejection thresholds (default: the demo's unknown people with the demo dataset, "
+                        "else people left out of the training set)")
     parser.add_argument("--store", default="", help="catalog: a folder or s3://bucket/prefix "
                         "(default: $KUBEFACE_STORE or ~/.kubeface/store)")
     parser.add_argument("--s3-endpoint", default="", help="S3 endpoint URL, http://host:port for no TLS "
                         "(default: $KUBEFACE_S3_ENDPOINT)")
     parser.add_argument("--model-name", default="facenet-classifier", help="catalog name of the model")
     parser.add_argument("--min-accuracy", type=float, default=0.9, help="held-out accuracy needed to publish")
+    parser.add_argument("--not-worse", action="store_true", help="also require accuracy at least that of the "
+                        "version currently published under --model-name, on the same test photos")
+    parser.add_argument("--target-far", type=float, default=0.01, help="false-accept rate of unknown people at "
+                        "which the rejection thresholds are chosen, in [0, 1) (default: 0.01)")
+    parser.add_argument("--no-embedding-cache", action="store_true", help="align and embed every photo "
+                        "instead of reusing the store's cached crops and embeddings")
     parser.add_argument("--margin", type=int, default=32, help="pixels added around each face box in total")
     parser.add_argument("--image-size", type=int, default=160, help="side of the face crop in pixels")
     parser.add_argument("--precision", default="FP32", choices=["FP32", "FP16"], help="IR weight precision")
@@ -40,16 +51,20 @@ def add_run(subparsers) -> None:
 def cmd_run(args) -> int:
     from kubeface.localrun import bundled_demo, run_pipeline
 
-    dataset, test_dataset = args.dataset, args.test_dataset
+    dataset, test_dataset, unknown_dataset = args.dataset, args.test_dataset, args.unknown_dataset
     if dataset is None:
         dataset = str(bundled_demo() / "dataset")
         if test_dataset is None:
             test_dataset = str(bundled_demo() / "test")
+        if unknown_dataset is None:
+            unknown_dataset = str(bundled_demo() / "unknown")
     arguments = {
         "dataset_uri": _absolute(dataset), "test_dataset_uri": _absolute(test_dataset or ""),
         "store_uri": _absolute(args.store), "s3_endpoint": args.s3_endpoint, "model_name": args.model_name,
         "min_accuracy": args.min_accuracy, "margin": args.margin, "image_size": args.image_size,
         "precision": args.precision, "shards": args.shards,
+        "unknown_dataset_uri": _absolute(unknown_dataset or ""), "target_far": args.target_far,
+        "require_not_worse": args.not_worse, "embedding_cache": not args.no_embedding_cache,
     }
     print(f"kubeface {__version__}: training from {arguments['dataset_uri']}", file=sys.stderr)
     summary = run_pipeline(arguments, args.pipeline_root, verbose=args.verbose)
@@ -81,9 +96,35 @@ def _print_summary(summary: dict) -> None:
     if several:
         lines.append(f"several faces: {len(several)} photos (the largest face nearest the centre was used)")
     lines += [f"note: {item['path']}: {item['reason']}" for item in summary.get("notes", [])]
+    lines += _growth_lines(summary)
     lines.append(f"published: {summary['model_uri']}" if summary["published"] else "published: no")
     lines.append(f"time: {summary['seconds']} s")
     print("\n".join(lines), file=sys.stderr)
+
+
+def _growth_lines(summary: dict) -> list[str]:
+    """Return the summary lines on rejection, the comparison with the published version and the cache."""
+    lines = []
+    rejection = summary.get("rejection") or {}
+    if rejection:
+        far = rejection["false_accept_rate"]
+        lines.append(f"unknown faces: rejected when distance > {rejection['max_distance']:.4f} or probability < "
+                     f"{rejection['min_probability']:.4f}; true-accept rate {rejection['true_accept_rate']:.4f}, "
+                     f"false-accept rate {'n/a' if far is None else f'{far:.4f}'} (target {rejection['target_far']})")
+    comparison = summary.get("comparison")
+    if comparison:
+        before = comparison["accuracy_before"]
+        lines.append(f"compared with {comparison['version']}: accuracy "
+                     f"{'n/a' if before is None else f'{before:.4f}'} -> {comparison['accuracy_after']:.4f} "
+                     f"({comparison['basis']}); added {comparison['people_added'] or 'nobody'}, "
+                     f"removed {comparison['people_removed'] or 'nobody'}")
+    cache = summary.get("cache") or {}
+    if cache.get("enabled"):
+        lines.append(f"embedding cache: {cache['hits']} hits, {cache['misses']} misses, "
+                     f"{cache['embedded']} faces embedded")
+    if summary.get("duplicates"):
+        lines.append(f"duplicates dropped: {summary['duplicates']} (listed under skipped)")
+    return lines
 
 
 def add_recognize(subparsers) -> None:
@@ -129,9 +170,18 @@ def cmd_recognize(args) -> int:
         if args.json:
             print(json.dumps({"image": str(path), **result.to_json()}, ensure_ascii=False))
         else:
-            names = [f"{f.label or 'unknown'} ({f.probability:.2f})" for f in result.faces]
+            names = [_face_text(f) for f in result.faces]
             print(f"{path}: {', '.join(names) if names else 'no face'}")
     return 1 if failures else 0
+
+
+def _face_text(face) -> str:
+    """Return "name (probability)", or "unknown" with the nearest known person for a rejected face."""
+    if face.label is not None:
+        return f"{face.label} ({face.probability:.2f})"
+    if face.nearest is None:
+        return "unknown"
+    return f"unknown (nearest {face.nearest}, distance {face.distance:.3f}, probability {face.probability:.2f})"
 
 
 def add_compile(subparsers) -> None:
@@ -147,7 +197,7 @@ def cmd_compile(args) -> int:
     return 0
 
 
-COMMANDS = [add_run, add_recognize, add_compile]
+COMMANDS = [add_run, add_recognize, add_compile, add_enroll]
 
 
 def build_parser() -> argparse.ArgumentParser:

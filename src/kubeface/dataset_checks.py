@@ -9,12 +9,12 @@ from __future__ import annotations
 import collections
 import logging
 
+from kubeface.datasets import TRAIN, UNKNOWN
 from kubeface.errors import DatasetError
 
 logger = logging.getLogger(__name__)
 
 MIN_PEOPLE = 2
-TRAIN = "train"
 ALIGNED = "aligned"
 # How many failed photos an error message lists before it only counts them.
 LISTED_FAILURES = 5
@@ -75,6 +75,15 @@ def find_duplicates(rows: list[dict]) -> tuple[list[int], list[dict]]:
     for indices in groups.values():
         if len(indices) == 1:
             continue
+        labelled = [i for i in indices if rows[i]["split"] != UNKNOWN]
+        if labelled:
+            # An unknown-people photo that also has a label elsewhere is not a stranger.
+            for i in indices:
+                if rows[i]["split"] == UNKNOWN:
+                    dropped_indices[i] = f"duplicate of {report_path(rows[labelled[0]])}"
+            indices = labelled
+            if len(indices) == 1:
+                continue
         people = sorted({rows[i]["person"] for i in indices})
         if len(people) > 1:
             copies = ", ".join(report_path(rows[i]) for i in indices)

@@ -134,13 +134,18 @@ def _scan_person(folder: Path, person: str, split: str, skipped: list[Skipped]) 
     return photos
 
 
-def scan_dataset(train_root: Path, test_root: Path | None = None) -> tuple[list[Photo], list[Skipped]]:
-    """Scan the training folder and, when given, the test folder."""
+def scan_dataset(train_root: Path, test_root: Path | None = None,
+                 unknown_root: Path | None = None) -> tuple[list[Photo], list[Skipped]]:
+    """Scan the training folder and, when given, the test folder and the unknown-people folder."""
     photos, skipped = scan_folder(train_root, TRAIN)
     if test_root is not None:
         test_photos, test_skipped = scan_folder(test_root, TEST)
         photos += test_photos
         skipped += test_skipped
+    if unknown_root is not None:
+        unknown_photos, unknown_skipped = scan_unknown_folder(unknown_root)
+        photos += unknown_photos
+        skipped += unknown_skipped
     return photos, skipped
 
 
@@ -150,3 +155,31 @@ def shard(photos: list[Photo], index: int, count: int) -> list[Photo]:
         raise DatasetError(f"shard index must be in [0, {count}) with at least 1 shard; got {index} of {count}")
     ordered = sorted(photos, key=lambda p: (p.split, p.path))
     return ordered[index::count]
+
+
+UNKNOWN = "unknown"
+
+
+def scan_unknown_folder(root: Path) -> tuple[list[Photo], list[Skipped]]:
+    """List the photos of people who are absent from training and must be rejected as unknown.
+
+    The folder contains person folders, <root>/<person>/<photo>, and photos at its root. Each
+    photo at the root counts as a person of its own, named after the file. Keeping one
+    person's photos in one folder keeps them on the same side when the rejection thresholds
+    are chosen on some unknown people and measured on the others.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"unknown-people folder {root} does not exist or is not a folder")
+    photos, skipped = scan_folder(root, UNKNOWN)
+    remaining = []
+    for item in skipped:
+        name = item.path.removeprefix(f"{UNKNOWN}:")
+        source = root / name
+        is_photo = "/" not in name and not name.startswith(".") and source.is_file()
+        if not is_photo or source.suffix.lower() not in IMAGE_SUFFIXES:
+            remaining.append(item)
+            continue
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        photos.append(Photo(name, source.stem, UNKNOWN, digest, source))
+    return sorted(photos, key=lambda p: p.path), remaining

@@ -11,6 +11,7 @@ from pathlib import Path
 from kubeface import stages
 from kubeface.catalog import Catalog, check_name
 from kubeface.errors import InvalidInputError
+from kubeface.rejection import ROC_PNG
 from kubeface.validation import CONFUSION_PNG
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,9 @@ def assemble(ir_dir: Path, train_dir: Path, validation_dir: Path, folder: Path, 
     shutil.copytree(ir_dir, folder / "ir")
     shutil.copytree(Path(train_dir) / "classifier", folder / "classifier")
     (folder / "validation").mkdir()
-    for file_name in (stages.REPORT_FILE, CONFUSION_PNG):
+    for file_name in (stages.REPORT_FILE, CONFUSION_PNG, ROC_PNG):
+        if file_name == ROC_PNG and not (Path(validation_dir) / file_name).is_file():
+            continue  # no rejection thresholds could be chosen
         shutil.copy2(Path(validation_dir) / file_name, folder / "validation" / file_name)
     split = stages.read_json(Path(train_dir) / stages.SPLIT_FILE)
     report = stages.read_json(Path(validation_dir) / stages.REPORT_FILE)
@@ -37,6 +40,7 @@ def assemble(ir_dir: Path, train_dir: Path, validation_dir: Path, folder: Path, 
         "align": split["align"],
         "dataset": split["dataset"],
         "test_dataset": split["test_dataset"],
+        "unknown_dataset": split.get("unknown_dataset"),
         "metrics": {"accuracy": report["accuracy"], "n_test": report["n_test"], "n_train": report["n_train"],
                     "min_accuracy": report["min_accuracy"], "passed": report["passed"]},
         "rejection": report.get("rejection", {}),
@@ -84,4 +88,18 @@ def summary(train_dir: Path, validation_dir: Path, model_uri: str) -> dict:
         "notes": split["notes"],
         "several_faces": split.get("several_faces", []),
         "dataset": split["dataset"],
+        "duplicates": len(split["duplicates"]),
+        "n_unknown": len(split.get("unknown", [])),
+        "cache": split.get("cache"),
+        "rejection": report.get("rejection", {}),
+        "comparison": _comparison_summary(report.get("comparison")),
     }
+
+
+def _comparison_summary(comparison: dict | None) -> dict | None:
+    """Return the headline of a comparison with the published version, without the per-person table."""
+    if comparison is None:
+        return None
+    keys = ("version", "model_uri", "basis", "accuracy_before", "accuracy_after", "accuracy_change",
+            "people_added", "people_removed", "recall_dropped")
+    return {key: comparison.get(key) for key in keys}

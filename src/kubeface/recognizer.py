@@ -77,8 +77,8 @@ class Recognizer:
             self.gallery = gallery["embeddings"].astype(np.float32)
             self.gallery_labels = gallery["labels"].astype(np.int64)
         rejection = self.info.get("rejection") or {}
-        self.max_distance = rejection.get("max_distance")
-        self.min_probability = rejection.get("min_probability")
+        self.max_distance = _threshold(rejection, "max_distance", 0.0, 2.0, self.folder)
+        self.min_probability = _threshold(rejection, "min_probability", 0.0, 1.0, self.folder)
 
     @classmethod
     def from_uri(cls, uri: str, s3_endpoint: str | None = None) -> "Recognizer":
@@ -122,3 +122,13 @@ class Recognizer:
         self.classify(faces, crops)
         timings["embed_classify"] = (time.perf_counter() - start) * 1000
         return Recognition(faces=faces, width=image.shape[1], height=image.shape[0], timings_ms=timings)
+
+
+def _threshold(rejection: dict, key: str, low: float, high: float, folder: Path) -> float | None:
+    """Read one rejection threshold of model.json; None when the model has none."""
+    value = rejection.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ModelError(f"{folder / MODEL_FILE}: rejection {key} must be a number in [{low}, {high}]; got {value!r}")
+    return float(value)
