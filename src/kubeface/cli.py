@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from kubeface import __version__
+from kubeface.cli_catalog import add_dataset, add_model
 from kubeface.errors import KubefaceError
 
 logger = logging.getLogger("kubeface")
@@ -147,7 +148,7 @@ def cmd_compile(args) -> int:
     return 0
 
 
-COMMANDS = [add_run, add_recognize, add_compile]
+COMMANDS = [add_run, add_recognize, add_compile, add_dataset, add_model]
 
 
 def build_parser() -> argparse.ArgumentParser:
