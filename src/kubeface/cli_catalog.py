@@ -173,9 +173,14 @@ def cmd_show(args) -> int:
     if args.json:
         print(json.dumps(row, ensure_ascii=False))
         return 0
-    lines = [f"{args.kind}: {row['name']} {row['version']}", f"uri: {row['uri']}", f"created: {row['created']}",
+    print("\n".join(_show_lines(args.kind, row)))
+    return 0
+
+
+def _show_lines(kind: str, row: dict) -> list[str]:
+    lines = [f"{kind}: {row['name']} {row['version']}", f"uri: {row['uri']}", f"created: {row['created']}",
              f"files: {row['files']} ({row['bytes']} bytes)"]
-    if kind == "datasets":
+    if kind == "dataset":
         lines.append(f"photos: {row['photos']} of {row['people']} people")
         lines += [f"  {person}: {count}" for person, count in row["photos_per_person"].items()]
         lines.append(f"skipped when pushed: {len(row['skipped'])} files")
@@ -192,5 +197,4 @@ def cmd_show(args) -> int:
         lines.append("libraries: " + ", ".join(f"{key} {value}" for key, value in sorted(row["libraries"].items())))
     for entry in row.get("file_list", []):
         lines.append(f"  {entry['sha256']}  {entry['size']:>10}  {entry['path']}")
-    print("\n".join(lines))
-    return 0
+    return lines

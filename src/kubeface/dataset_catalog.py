@@ -72,7 +72,7 @@ def resolve(uri: str, s3_endpoint: str | None = None) -> tuple[Path, dict]:
 
 @dataclasses.dataclass
 class PushResult:
-    """What `kubeface dataset push` did."""
+    """The outcome of `kubeface dataset push`."""
 
     uri: str
     version: str

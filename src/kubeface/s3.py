@@ -53,7 +53,7 @@ SHA256_METADATA = "sha256"
 STALE_PENDING_SECONDS = 600.0
 BUCKET_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
-# Error codes that mean the server rejected who we are, not what we asked for.
+# S3 error codes that reject the credentials rather than the request.
 CREDENTIAL_CODES = {
     "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
     "InvalidSecurity", "AuthorizationHeaderMalformed", "MissingSecurityHeader",
@@ -209,14 +209,14 @@ def _is_retryable(error: BaseException) -> bool:
 
 
 class ConditionalWritesUnsupported(Exception):
-    """The server answered an If-None-Match PUT with 501 Not Implemented."""
+    """The server rejected an If-None-Match PUT with 501 Not Implemented."""
 
 
 class S3Store(Store):
     """Objects under s3://bucket/prefix, with bounded retries and exclusive creates.
 
     create_exclusive sends a single-part PUT with If-None-Match: * where the server honours it
-    (AWS S3, MinIO, SeaweedFS 4.48), probed once per store; otherwise it falls back to the
+    (AWS S3, MinIO, SeaweedFS 4.48). One probe per store finds out, and other servers get the
     listing protocol of _create_by_listing. KUBEFACE_S3_CONDITIONAL_WRITES=on|off skips the probe.
     """
 
@@ -288,7 +288,7 @@ class S3Store(Store):
         return f"S3 endpoint {self.endpoint.url}, bucket {self.bucket!r}"
 
     def _call(self, action: str, function: Callable[[], T], check_bucket: bool = True) -> T:
-        """Run one request, retrying transport errors and 5xx answers with exponential backoff.
+        """Run one request, retrying transport errors and 5xx responses with exponential backoff.
 
         Raises ConfigurationError for rejected credentials or a missing bucket, NotFoundError
         for a missing object and StoreError when the attempts run out.
@@ -490,7 +490,7 @@ class S3Store(Store):
         if self._call(f"create {name}", put):
             return True
         if len(attempts) > 1:
-            # An earlier attempt may have created the object before its answer was lost.
+            # An earlier attempt may have created the object before its response was lost.
             try:
                 return self.read_bytes(key) == data
             except NotFoundError:
@@ -516,9 +516,9 @@ class S3Store(Store):
     def _create_by_listing(self, key: str, data: bytes) -> bool:
         """Create key unless it exists, on a server without conditional writes.
 
-        Each writer puts a unique marker under KEY.pending/, lists that folder, and writes KEY
-        only when its own marker is the only live one and KEY is still missing; every writer
-        removes its marker afterwards. With read-after-write consistent listings (AWS S3 since
+        Each writer puts a unique marker under KEY.pending/ and lists that folder. It writes KEY
+        only when its own marker is the only live one and KEY is still missing, and it removes
+        its marker afterwards in every case. With read-after-write consistent listings (AWS S3 since
         2020, MinIO, SeaweedFS), the later of two writers always sees the earlier one's marker
         or its finished KEY, so at most one writer creates KEY. When writers collide, all of them
         back off for a random time and try again.
