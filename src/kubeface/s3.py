@@ -205,7 +205,7 @@ def _is_retryable(error: BaseException) -> bool:
         return error.status_code >= 500
     if isinstance(error, InvalidResponseError):
         return getattr(error, "_code", 0) >= 500
-    return isinstance(error, (urllib3.exceptions.HTTPError, OSError))
+    return isinstance(error, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
 
 
 class ConditionalWritesUnsupported(Exception):
@@ -304,7 +304,9 @@ class S3Store(Store):
                 if not _is_retryable(error):
                     raise self._request_error(action, error) from None
                 failure = error
-            except (ServerError, InvalidResponseError, urllib3.exceptions.HTTPError, OSError) as error:
+            except (ServerError, InvalidResponseError, urllib3.exceptions.HTTPError, ConnectionError,
+                    TimeoutError) as error:
+                # Other OSErrors, such as a local file that cannot be opened, are not the server's.
                 if not _is_retryable(error):
                     raise StoreError(f"{self._where()}: cannot {action}: {_reason(error)}") from None
                 failure = error
