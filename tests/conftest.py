@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from s3server import private_seaweedfs, s3_env, seaweedfs  # noqa: F401 (fixtures for the S3 tests)
 
 DATA_ENV = "KUBEFACE_TEST_DATA"
 

@@ -1,7 +1,9 @@
 """Versioned models (and datasets) in a store, each version sealed by a manifest written last.
 
-Layout: <store>/models/<name>/<version>/ with manifest.json listing every file's relative
-path, sha256 and size. A version whose manifest is missing does not exist for readers.
+Layout: <store>/<kind>/<name>/<version>/ (kind "models" or "datasets") with manifest.json
+listing every file's relative path, sha256 and size, and <store>/<kind>/<name>/.claims/<version>
+created exclusively by the one publisher of that version. The manifest is written last: a
+version without it does not exist for readers.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import os
 import re
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Callable
 
 from kubeface.errors import (
     ChecksumError,
@@ -29,12 +33,17 @@ from kubeface.store import Store, open_store
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-CLAIM = ".claim"
+# A version is claimed by an object <kind>/<name>/.claims/<version>, outside the version's
+# folder so that the folder contains exactly the published files and the manifest.
+CLAIMS = ".claims"
+LEGACY_CLAIM = ".claim"
 MANIFEST_FORMAT = 1
 NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
 VERSION_PATTERN = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
 FIRST_VERSION = "1.0.0"
 MAX_CLAIM_ATTEMPTS = 50
+
+ProgressCallback = Callable[[str, str], None]
 
 
 def check_name(name: str, what: str = "model") -> str:
@@ -67,16 +76,26 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def file_entries(folder: Path) -> list[dict]:
-    """Describe every file under folder as {path, sha256, size}, sorted by path."""
+def describe_file(folder: Path, relative: str) -> dict:
+    """Return {path, sha256, size} of one file under folder."""
     from kubeface.weights import sha256_file
 
-    entries = []
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.name != MANIFEST:
-            relative = path.relative_to(folder).as_posix()
-            entries.append({"path": relative, "sha256": sha256_file(path), "size": path.stat().st_size})
-    return entries
+    path = Path(folder) / relative
+    return {"path": relative, "sha256": sha256_file(path), "size": path.stat().st_size}
+
+
+def file_entries(folder: Path) -> list[dict]:
+    """Describe every file under folder as {path, sha256, size}, sorted by path."""
+    return [describe_file(folder, path.relative_to(folder).as_posix())
+            for path in sorted(Path(folder).rglob("*")) if path.is_file() and path.name != MANIFEST]
+
+
+def entries_digest(entries: list[dict]) -> str:
+    """Return a sha256 over the paths and sha256s of manifest entries."""
+    digest = hashlib.sha256()
+    for entry in entries:
+        digest.update(f"{entry['path']}\0{entry['sha256']}\n".encode())
+    return digest.hexdigest()
 
 
 def utc_now() -> str:
@@ -110,10 +129,19 @@ class Catalog:
         found = set()
         for key in self.store.list(prefix):
             parts = key[len(prefix):].split("/")
-            if len(parts) == 2 and VERSION_PATTERN.match(parts[0]):
-                if parts[1] == MANIFEST or (not sealed_only and parts[1] == CLAIM):
+            if len(parts) != 2:
+                continue
+            if parts[0] == CLAIMS and VERSION_PATTERN.match(parts[1]) and not sealed_only:
+                found.add(parts[1])
+            elif VERSION_PATTERN.match(parts[0]):
+                if parts[1] == MANIFEST or (not sealed_only and parts[1] == LEGACY_CLAIM):
                     found.add(parts[0])
         return sorted(found, key=parse_version)
+
+    def claim_key(self, kind: str, name: str, version: str) -> str:
+        """Return the key of the object that claims a version for one publisher."""
+        parse_version(version)
+        return f"{self._prefix(kind, name)}/{CLAIMS}/{version}"
 
     def names(self, kind: str) -> list[str]:
         """Return the names that have at least one sealed version."""
@@ -135,24 +163,34 @@ class Catalog:
                 f"(no {MANIFEST}); list versions with: kubeface {kind[:-1]} list"
             ) from error
 
-    def publish(self, kind: str, name: str, folder: Path, metadata: dict, version: str | None = None) -> str:
-        """Upload every file of folder as a new version and seal it with the manifest.
+    def publish(self, kind: str, name: str, folder: Path, metadata: dict, version: str | None = None,
+                files: list[str] | None = None, progress: ProgressCallback | None = None,
+                replace_unfinished: bool = False) -> str:
+        """Upload files of folder as a new version and seal it with the manifest; returns the version.
 
-        Without version, the next patch version is claimed with an exclusive create, so two
-        publishers at once get two different versions. With a version, it must not exist yet.
-        Returns the version.
+        files lists the relative paths to upload (default: every file under folder). Without
+        version, the next patch version is claimed with an exclusive create, so two publishers
+        at once get two different versions. With a version, it must not be sealed yet. An
+        unfinished upload of the same files is resumed: objects whose recorded sha256 matches
+        are not sent again. One of other files is an error, unless replace_unfinished discards it.
+        progress(path, action) is called per file with action "uploaded" or "present".
         """
-        entries = file_entries(folder)
-        if version is None:
-            version = self._claim_next(kind, name)
+        folder = Path(folder)
+        entries = file_entries(folder) if files is None else [describe_file(folder, path) for path in sorted(files)]
+        claim = json.dumps({"files_sha256": entries_digest(entries), "started": utc_now()}).encode()
+        explicit = version is not None
+        if not explicit:
+            version, resuming = self._claim_next(kind, name, claim), False
         else:
-            if not self.store.create_exclusive(f"{self._prefix(kind, name, version)}/{CLAIM}", b""):
-                if version in self.versions(kind, name):
-                    raise_exists(kind, name, version, self.store.uri)
-                logger.info("resuming the unfinished %s %s %s", kind[:-1], name, version)
+            resuming = self._claim(kind, name, version, claim, replace_unfinished)
         prefix = self._prefix(kind, name, version)
-        for entry in entries:
-            self.store.upload_file(f"{prefix}/{entry['path']}", folder / entry["path"])
+        try:
+            self._upload(prefix, folder, entries, resuming, progress)
+        except StoreError as error:
+            advice = ("run the same command again to upload only the missing files" if explicit
+                      else "publishing again claims a new version")
+            raise StoreError(f"{error}; {kind[:-1]} {name} version {version} is unfinished, so readers do not "
+                             f"see it; {advice}") from error
         manifest = {
             "format": MANIFEST_FORMAT,
             "kind": kind[:-1],
@@ -168,12 +206,57 @@ class Catalog:
         logger.info("published %s %s version %s to %s", kind[:-1], name, version, self.store.uri)
         return version
 
-    def _claim_next(self, kind: str, name: str) -> str:
+    def _claim(self, kind: str, name: str, version: str, claim: bytes, replace_unfinished: bool) -> bool:
+        """Claim an explicit version; returns True when resuming an unfinished upload of the same files."""
+        prefix = self._prefix(kind, name, version)
+        claim_key = self.claim_key(kind, name, version)
+        if self.store.exists(f"{prefix}/{MANIFEST}"):
+            raise_exists(kind, name, version, self.store.uri)
+        if self.store.create_exclusive(claim_key, claim):
+            return False
+        if self.store.exists(f"{prefix}/{MANIFEST}"):
+            raise_exists(kind, name, version, self.store.uri)
+        try:
+            existing = json.loads(self.store.read_bytes(claim_key))
+        except (NotFoundError, ValueError):
+            existing = {}
+        if not isinstance(existing, dict):
+            existing = {}
+        if existing.get("files_sha256") == json.loads(claim)["files_sha256"]:
+            logger.info("resuming the unfinished %s %s version %s started %s", kind[:-1], name, version,
+                        existing.get("started", "earlier"))
+            return True
+        if not replace_unfinished:
+            raise VersionExistsError(
+                f"{kind[:-1]} {name} version {version} in {self.store.uri} has an unfinished upload of other "
+                f"files (started {existing.get('started', 'at an unknown time')}); push the same files again to "
+                "finish it, or pass --replace-unfinished to discard it"
+            )
+        logger.warning("discarding the unfinished %s %s version %s in %s", kind[:-1], name, version, self.store.uri)
+        for key in self.store.list(f"{prefix}/"):
+            self.store.delete(key)
+        self.store.write_bytes(claim_key, claim)
+        return False
+
+    def _claim_next(self, kind: str, name: str, claim: bytes) -> str:
+        # TODO: a publisher that dies leaves its claim and objects behind; the version number is
+        # skipped and the objects stay until removed by hand, since no prune command exists yet.
         for _ in range(MAX_CLAIM_ATTEMPTS):
             version = next_version(self.versions(kind, name, sealed_only=False))
-            if self.store.create_exclusive(f"{self._prefix(kind, name, version)}/{CLAIM}", b""):
+            if self.store.create_exclusive(self.claim_key(kind, name, version), claim):
                 return version
         raise StoreError(f"could not claim a new version of {kind[:-1]} {name} after {MAX_CLAIM_ATTEMPTS} attempts")
+
+    def _upload(self, prefix: str, folder: Path, entries: list[dict], resuming: bool,
+                progress: ProgressCallback | None) -> None:
+        def upload(entry: dict) -> tuple[str, str]:
+            key = f"{prefix}/{entry['path']}"
+            if resuming and self.store.object_sha256(key) == entry["sha256"]:
+                return entry["path"], "present"
+            self.store.upload_file(key, folder / entry["path"], entry["sha256"])
+            return entry["path"], "uploaded"
+
+        run_parallel(upload, entries, self.store.parallelism, (lambda result: progress(*result)) if progress else None)
 
     def fetch(self, kind: str, name: str, version: str, destination: Path | None = None) -> Path:
         """Return a local folder with a version's files, every checksum verified.
@@ -196,9 +279,9 @@ class Catalog:
                 shutil.rmtree(destination)
         staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=_ensure_parent(destination)))
         try:
-            for entry in manifest["files"]:
-                relative = check_manifest_path(entry["path"])
-                self.store.download_file(f"{prefix}/{relative}", staging / relative)
+            relatives = [check_manifest_path(entry["path"]) for entry in manifest["files"]]
+            run_parallel(lambda relative: self.store.download_file(f"{prefix}/{relative}", staging / relative),
+                         relatives, self.store.parallelism)
             verify_folder(staging, manifest)
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
             if destination.exists():
@@ -207,6 +290,27 @@ class Catalog:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return destination
+
+
+def run_parallel(function: Callable, items: list, workers: int, on_result: Callable | None = None) -> None:
+    """Call function on every item with up to workers threads; the first error cancels the rest."""
+    if workers <= 1:
+        for item in items:
+            result = function(item)
+            if on_result:
+                on_result(result)
+        return
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(function, item) for item in items]
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                if on_result:
+                    on_result(result)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def raise_exists(kind: str, name: str, version: str, uri: str):

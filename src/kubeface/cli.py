@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from kubeface import __version__
+from kubeface.cli_catalog import add_dataset, add_model
 from kubeface.cli_grow import add_enroll
 from kubeface.errors import KubefaceError
 
@@ -197,7 +198,7 @@ def cmd_compile(args) -> int:
     return 0
 
 
-COMMANDS = [add_run, add_recognize, add_compile, add_enroll]
+COMMANDS = [add_run, add_recognize, add_compile, add_dataset, add_model, add_enroll]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import hashlib
 import json
+import logging
 from pathlib import Path
 
 from kubeface import datasets
-from kubeface.catalog import MANIFEST, Catalog, file_entries, parse_version
-from kubeface.errors import DatasetError, InvalidInputError
+from kubeface.catalog import (
+    CLAIMS,
+    LEGACY_CLAIM,
+    MANIFEST,
+    Catalog,
+    ProgressCallback,
+    check_name,
+    entries_digest,
+    file_entries,
+    parse_version,
+)
+from kubeface.errors import DatasetError, InvalidInputError, NotFoundError
+
+logger = logging.getLogger(__name__)
 
 
 def folder_digest(root: Path) -> str:
     """Return a sha256 over the sorted relative paths and sha256s of a folder's files."""
-    digest = hashlib.sha256()
-    for entry in file_entries(root):
-        digest.update(f"{entry['path']}\0{entry['sha256']}\n".encode())
-    return digest.hexdigest()
+    return entries_digest(file_entries(root))
 
 
 def split_dataset_uri(uri: str) -> tuple[str, str, str] | None:
@@ -40,6 +52,10 @@ def resolve(uri: str, s3_endpoint: str | None = None) -> tuple[Path, dict]:
     """
     plain = Path(uri.removeprefix("file://")).expanduser()
     parts = split_dataset_uri(uri)
+    claimed = (plain.parent / CLAIMS / plain.name).is_file() or (plain / LEGACY_CLAIM).is_file()
+    if "://" not in uri.removeprefix("file://") and claimed and not (plain / MANIFEST).is_file():
+        raise NotFoundError(f"dataset {uri} is an unfinished catalog version (no {MANIFEST}); run its "
+                            "`kubeface dataset push` again to finish it")
     if parts is None or (plain.is_dir() and not (plain / MANIFEST).is_file() and "://" not in uri.removeprefix("file://")):
         if "://" in uri.removeprefix("file://"):
             raise DatasetError(f"invalid dataset URI {uri!r}: expected STORE/datasets/NAME/VERSION")
@@ -54,12 +70,52 @@ def resolve(uri: str, s3_endpoint: str | None = None) -> tuple[Path, dict]:
     return folder, {"uri": uri, "name": name, "version": version, "digest": manifest_digest}
 
 
-def push(folder: Path, name: str, version: str, store_uri: str | None = None, s3_endpoint: str | None = None) -> str:
-    """Upload a photo folder as an immutable dataset version; returns its URI."""
+@dataclasses.dataclass
+class PushResult:
+    """The outcome of `kubeface dataset push`."""
+
+    uri: str
+    version: str
+    people: dict[str, int]
+    """Photos per person, by person name."""
+    uploaded: int
+    present: int
+    """Photos already in the store with the same sha256 (an earlier, interrupted push)."""
+    skipped: list[dict]
+    """Files that are not photos of a person folder, as {path, reason}; they are not uploaded."""
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def push(folder: Path, name: str, version: str, store_uri: str | None = None, s3_endpoint: str | None = None,
+         progress: ProgressCallback | None = None, replace_unfinished: bool = False) -> PushResult:
+    """Upload the photos of <folder>/<person>/<photo> as an immutable dataset version.
+
+    Only photos go up; hidden files, files outside person folders and non-images are listed
+    in the manifest's metadata as skipped. Running it again after an interruption uploads
+    only the photos that are missing.
+    """
+    check_name(name, "dataset")
     parse_version(version)
-    photos, skipped = datasets.scan_folder(Path(folder), datasets.TRAIN)
-    people = sorted({p.person for p in photos})
+    folder = Path(folder)
+    photos, skipped = datasets.scan_folder(folder, datasets.TRAIN)
+    if not photos:
+        raise DatasetError(f"no photos found in {folder}; expected <root>/<person>/<photo> with JPEG, PNG, BMP "
+                           "or WebP files")
+    people = dict(sorted(collections.Counter(p.person for p in photos).items()))
+    skipped_json = [{"path": s.path.split(":", 1)[-1], "reason": s.reason} for s in skipped]
+    metadata = {"people": list(people), "photos": len(photos), "photos_per_person": people, "skipped": skipped_json}
+    counts = collections.Counter()
+
+    def count(path: str, action: str) -> None:
+        counts[action] += 1
+        if progress:
+            progress(path, action)
+
     catalog = Catalog.open(store_uri, s3_endpoint)
-    metadata = {"people": people, "photos": len(photos), "skipped": [s.to_json() for s in skipped]}
-    catalog.publish("datasets", name, Path(folder), metadata, version=version)
-    return catalog.store.child_uri(f"datasets/{name}/{version}")
+    catalog.publish("datasets", name, folder, metadata, version=version, files=[p.path for p in photos],
+                    progress=count, replace_unfinished=replace_unfinished)
+    uri = catalog.store.child_uri(f"datasets/{name}/{version}")
+    logger.info("pushed %s: %d uploaded, %d already present", uri, counts["uploaded"], counts["present"])
+    return PushResult(uri, version, people, counts["uploaded"], counts["present"], skipped_json)

@@ -58,9 +58,21 @@ class Store(abc.ABC):
     def delete(self, key: str) -> None:
         """Delete an object; deleting a missing object is not an error."""
 
-    def upload_file(self, key: str, path: Path) -> None:
-        """Store a local file under key."""
+    parallelism = 1
+    """How many uploads or downloads a catalog runs at once against this store."""
+
+    def upload_file(self, key: str, path: Path, sha256: str | None = None) -> None:
+        """Store a local file under key; sha256, when given, is recorded for object_sha256."""
         self.write_bytes(key, Path(path).read_bytes())
+
+    def object_sha256(self, key: str) -> str | None:
+        """Return the sha256 of an object (recorded at upload or computed), or None if it is missing."""
+        from kubeface.catalog import sha256_bytes
+
+        try:
+            return sha256_bytes(self.read_bytes(key))
+        except NotFoundError:
+            return None
 
     def download_file(self, key: str, path: Path) -> None:
         """Write an object's content to a local file, atomically."""
@@ -109,7 +121,13 @@ class LocalStore(Store):
             stream.write(data)
         os.replace(stream.name, path)
 
-    def upload_file(self, key: str, path: Path) -> None:
+    def object_sha256(self, key: str) -> str | None:
+        from kubeface.weights import sha256_file
+
+        path = self._path(key)
+        return sha256_file(path) if path.is_file() else None
+
+    def upload_file(self, key: str, path: Path, sha256: str | None = None) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, prefix=".write-") as stream:
@@ -120,6 +138,23 @@ class LocalStore(Store):
     def create_exclusive(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        # Write a temporary file, then hard-link it into place: the link fails if the key
+        # exists, and a reader never sees a half-written object.
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".write-") as stream:
+            stream.write(data)
+        try:
+            os.link(stream.name, path)
+        except FileExistsError:
+            return False
+        except OSError:
+            # NOTE: file systems without hard links get O_EXCL, where a reader can see a partial file.
+            return self._create_exclusive_open(path, data)
+        finally:
+            os.unlink(stream.name)
+        return True
+
+    @staticmethod
+    def _create_exclusive_open(path: Path, data: bytes) -> bool:
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
