@@ -2,12 +2,25 @@
 
 from pathlib import Path
 
-from kfp import dsl
+from kfp import dsl, kubernetes
 
 from kubeface.components import align, convert, embed, fetch, publish, report_rejected, train, validate
+from kubeface.components.deploy import deploy as deploy_component
 
 PIPELINE_NAME = "kubeface-train"
 COMPILED_YAML = Path(__file__).with_name("kubeface-train.yaml")
+S3_SECRET = "kubeface-s3"
+"""Kubernetes secret with the S3 credentials, in the namespace the pipeline runs in."""
+S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+
+def use_s3_secret(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Give a task that reads or writes the store the S3 credentials, as environment variables.
+
+    The YAML names only the secret and its keys; the values stay in the cluster.
+    """
+    return kubernetes.use_secret_as_env(task, secret_name=S3_SECRET,
+                                        secret_key_to_env={key: key for key in S3_SECRET_KEYS})
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Train, validate and publish a FaceNet face recognizer.")
@@ -22,6 +35,11 @@ def training_pipeline(
     image_size: int = 160,
     precision: str = "FP32",
     shards: int = 1,
+    deploy: bool = False,
+    serving_namespace: str = "",
+    isvc_name: str = "kubeface",
+    canary_traffic_percent: int = 100,
+    serving_service_account: str = "",
 ) -> str:
     """Turn a folder or dataset version of person photos into a published face recognizer.
 
@@ -34,6 +52,7 @@ def training_pipeline(
                        s3_endpoint=s3_endpoint, shards=shards)
     # The data behind a dataset URI or folder can change while the URI stays the same.
     fetch_task.set_caching_options(False)
+    use_s3_secret(fetch_task)
 
     # Step 2: align and embed, one task per shard.
     with dsl.ParallelFor(fetch_task.outputs["Output"], name="shard") as shard_index:
@@ -50,6 +69,12 @@ def training_pipeline(
         publish_task = publish(ir=convert_task.outputs["ir"], model=train_task.outputs["model"],
                                report=validate_task.outputs["report"], store_uri=store_uri,
                                model_name=model_name, s3_endpoint=s3_endpoint)
+        use_s3_secret(publish_task)
+        # Step 5: serve the new version, when asked to.
+        with dsl.If(deploy == True, name="deploy"):  # noqa: E712
+            deploy_component(model_uri=publish_task.output, isvc_name=isvc_name, namespace=serving_namespace,
+                             canary_traffic_percent=canary_traffic_percent,
+                             service_account=serving_service_account)
     with dsl.Else(name="failed"):
         rejected_task = report_rejected(model=train_task.outputs["model"], report=validate_task.outputs["report"])
     return dsl.OneOf(publish_task.output, rejected_task.output)
