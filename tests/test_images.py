@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
-import tomllib
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from kubeface.imagerefs import COMPONENT_IMAGE, DEFAULT_REGISTRY, PREDICTOR_IMAGE
+
+tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Python 3.11 or later")
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGES = REPO / "images"
