@@ -78,7 +78,7 @@ class RecordingKfpApi(BaseHTTPRequestHandler):
 def kfp_api():
     server = ThreadingHTTPServer(("127.0.0.1", 0), RecordingKfpApi)
     server.requests, server.experiments, server.reject_with = [], [], 0
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield server

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -77,6 +78,16 @@ def check_model_uri(uri: str) -> re.Match:
     return match
 
 
+def check_isvc_name(name: str) -> str:
+    """Accept a DNS-1035 label, the names Kubernetes allows for the Service KServe creates."""
+    if not ISVC_NAME_PATTERN.match(name or ""):
+        raise InvalidInputError(
+            f"invalid InferenceService name {name!r}: use 1-63 lowercase letters, digits and '-', "
+            "starting with a letter and ending with a letter or digit"
+        )
+    return name
+
+
 def check_canary(percent: int) -> int | None:
     """Map the canary setting to KServe's field: 100 means no canary (None), 1-99 a canary."""
     percent = int(percent)
@@ -96,11 +107,7 @@ def build_inference_service(name: str, namespace: str, model_uri: str, image: st
     from kserve import V1beta1InferenceService, V1beta1InferenceServiceSpec, V1beta1PredictorSpec
     from kubernetes import client
 
-    if not ISVC_NAME_PATTERN.match(name or ""):
-        raise InvalidInputError(
-            f"invalid InferenceService name {name!r}: use 1-63 lowercase letters, digits and '-', "
-            "starting with a letter and ending with a letter or digit"
-        )
+    check_isvc_name(name)
     match = check_model_uri(model_uri)
     served_name = served_name or match["name"]
     args = ["--model", MODEL_MOUNT, "--name", served_name, "--host", "0.0.0.0",
@@ -138,11 +145,12 @@ def build_inference_service(name: str, namespace: str, model_uri: str, image: st
 
 
 def _kserve_client():
-    """Return a KServeClient: in-cluster credentials in a pod, else $KUBECONFIG or ~/.kube/config."""
+    """Return a KServeClient: $KUBECONFIG when set, else in-cluster credentials in a pod, else ~/.kube/config."""
     from kserve import KServeClient
 
     try:
-        return KServeClient()
+        # Passed explicitly because the kubernetes package reads $KUBECONFIG once, at import.
+        return KServeClient(config_file=os.environ.get("KUBECONFIG") or None)
     except Exception as error:  # the kubernetes config loaders raise several unrelated types
         raise ConfigurationError(
             f"cannot configure the Kubernetes client ({type(error).__name__}: {error}); run in a pod "
@@ -184,6 +192,8 @@ def deploy(model_uri: str, name: str, namespace: str = "", image: str | None = N
     from kubeface.imagerefs import PREDICTOR_IMAGE
 
     model_uri = model_uri_from(model_uri)
+    check_model_uri(model_uri)
+    check_isvc_name(name)
     canary = check_canary(canary_traffic_percent)
     namespace = namespace or default_namespace()
     kserve_client = kserve_client or _kserve_client()
