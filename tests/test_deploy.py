@@ -298,5 +298,5 @@ def test_deploy_api_error_names_service(kube_api):
     kube_api.with_status = moved_on
     with pytest.raises(KubefaceError) as raised:
         deploy(MODEL_URI, "faces", "team-faces", poll_seconds=0.01, timeout_seconds=1)
-    assert "cannot update InferenceService team-faces/faces" in str(raised.value)
+    assert "failed to update InferenceService team-faces/faces" in str(raised.value)
     assert "Conflict" in str(raised.value)

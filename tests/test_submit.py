@@ -209,4 +209,4 @@ def test_submit_unreachable_host(no_token, capsys):
     code = cli.main(["submit", "--host", f"http://127.0.0.1:{port}", "--namespace", "team",
                      "--param", "dataset_uri=s3://f/d"])
     assert code == 2
-    assert f"cannot reach the KFP API at http://127.0.0.1:{port}" in capsys.readouterr().err
+    assert f"failed to reach the KFP API at http://127.0.0.1:{port}" in capsys.readouterr().err

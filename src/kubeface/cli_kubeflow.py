@@ -110,7 +110,7 @@ def make_client(host: str, namespace: str | None):
 def read_pipeline_spec(package: Path) -> dict:
     """Return the pipeline spec, the first YAML document of a compiled package.
 
-    A second document, the platform spec, holds the Kubernetes settings such as the secret.
+    A second document, the platform spec, contains the Kubernetes settings such as the secret.
     """
     import yaml
 
@@ -125,7 +125,8 @@ def submit(host: str, package: Path, arguments: dict, experiment: str = DEFAULT_
     from kfp_server_api.exceptions import ApiException
     from urllib3.exceptions import HTTPError
 
-    # The client prints its own experiment and run links; kubeface prints the run once, itself.
+    # The client prints experiment and run links of its own. They go to the debug log, so that
+    # stdout has only the two lines kubeface prints.
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):
@@ -138,7 +139,7 @@ def submit(host: str, package: Path, arguments: dict, experiment: str = DEFAULT_
         raise KubefaceError(f"KFP API at {host} rejected the request: HTTP {error.status} "
                             f"{error.reason}{hint}") from error
     except HTTPError as error:
-        raise ConfigurationError(f"cannot reach the KFP API at {host}: {error}; check --host") from error
+        raise ConfigurationError(f"failed to reach the KFP API at {host}: {error}; check --host") from error
     logger.debug("KFP client output: %s", printed.getvalue().strip())
     logger.info("submitted run %s to %s", result.run_id, host)
     return result.run_id, run_url(host, result.run_id)

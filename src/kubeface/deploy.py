@@ -1,7 +1,7 @@
 """Serve a published model version with KServe: create or update an InferenceService.
 
-The predictor runs in kubeface's predictor image as a custom container. KServe's storage
-initializer copies the model version from S3 to /mnt/models before the predictor starts; it
+The predictor runs in kubeface's predictor image as a custom container. Before it starts,
+KServe's storage initializer copies the model version from S3 to /mnt/models. The initializer
 reads the S3 endpoint and credentials from the service account named in the spec.
 """
 
@@ -19,8 +19,8 @@ from kubeface.errors import ConfigurationError, InvalidInputError, KubefaceError
 logger = logging.getLogger(__name__)
 
 API_VERSION = "serving.kserve.io/v1beta1"
-# KServe only injects the storage initializer into the container with this name, and reads the
-# model location from its STORAGE_URI variable (custom predictors, KServe 0.7 and later).
+# For a custom predictor, KServe injects the storage initializer only for the container with this
+# name, and reads the model location from that container's STORAGE_URI variable.
 CONTAINER_NAME = "kserve-container"
 STORAGE_URI_ENV = "STORAGE_URI"
 MODEL_MOUNT = "/mnt/models"
@@ -40,7 +40,7 @@ DEFAULT_RESOURCES = {
 
 @dataclass(frozen=True)
 class Deployment:
-    """What a deploy produced: where the service answers and what it serves."""
+    """Result of a deploy: the service's name, namespace and URL, and the model version it serves."""
 
     name: str
     namespace: str
@@ -153,7 +153,7 @@ def _kserve_client():
         return KServeClient(config_file=os.environ.get("KUBECONFIG") or None)
     except Exception as error:  # the kubernetes config loaders raise several unrelated types
         raise ConfigurationError(
-            f"cannot configure the Kubernetes client ({type(error).__name__}: {error}); run in a pod "
+            f"failed to configure the Kubernetes client ({type(error).__name__}: {error}); run in a pod "
             "with a service account, or set KUBECONFIG"
         ) from error
 
@@ -176,8 +176,8 @@ def _get_existing(kserve_client, name: str, namespace: str) -> dict | None:
     except ApiException as error:
         if error.status == 404:
             return None
-        raise KubefaceError(f"cannot read InferenceService {namespace}/{name}: HTTP {error.status} "
-                            f"{error.reason}") from error
+        raise KubefaceError(f"failed to read InferenceService {namespace}/{name}: HTTP {error.status} "
+                            f"{error.reason}; check the service account's permissions in {namespace}") from error
 
 
 def deploy(model_uri: str, name: str, namespace: str = "", image: str | None = None, served_name: str = "",
@@ -214,8 +214,8 @@ def deploy(model_uri: str, name: str, namespace: str = "", image: str | None = N
             isvc.metadata.resource_version = existing["metadata"]["resourceVersion"]
             result = kserve_client.replace(name, isvc, namespace=namespace)
     except RuntimeError as error:
-        # KServeClient wraps the API error in a RuntimeError whose text holds the status and body.
-        raise KubefaceError(f"cannot {'create' if existing is None else 'update'} InferenceService "
+        # KServeClient wraps the API error in a RuntimeError whose text contains the status and body.
+        raise KubefaceError(f"failed to {'create' if existing is None else 'update'} InferenceService "
                             f"{namespace}/{name}: {error}") from error
     generation = int(result.get("metadata", {}).get("generation") or 0)
     status = wait_ready(kserve_client, name, namespace, generation, timeout_seconds, poll_seconds)
@@ -235,7 +235,7 @@ def _conditions_text(status: dict) -> str:
 
 def wait_ready(kserve_client, name: str, namespace: str, generation: int, timeout_seconds: float,
                poll_seconds: float) -> dict:
-    """Poll until the service reports Ready for the given generation; return its status."""
+    """Poll until the service reports Ready for the given generation, and return its status."""
     deadline = time.monotonic() + timeout_seconds
     status: dict = {}
     while True:

@@ -12,7 +12,7 @@ from kubeface import __version__
 REGISTRY_ENV = "KUBEFACE_REGISTRY"
 DEFAULT_REGISTRY = "ghcr.io/kubeface"
 # Read when kubeface is imported, so a pipeline compiled with KUBEFACE_REGISTRY set points every
-# task at that registry; the checked-in pipeline YAML is compiled without it.
+# task at that registry. The checked-in pipeline YAML is compiled without it.
 REGISTRY = os.environ.get(REGISTRY_ENV, "").rstrip("/") or DEFAULT_REGISTRY
 COMPONENT_IMAGE = f"{REGISTRY}/kubeface:{__version__}"
 """Image every pipeline stage runs in (kubeface with the OpenVINO runtime and kfp, no TensorFlow)."""
