@@ -4,6 +4,8 @@
 # their PyPI packages and are converted to OpenVINO IR here, so a pod needs no network for them.
 # Build from the repository root with `make images`, which tags it with the name in
 # kubeface.imagerefs.
+# NOTE: no Docker daemon runs where kubeface is tested, so this file is checked but never built
+# there (tests/test_images.py). The base image tag and the setuptools pin are unverified by a build.
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS wheel

@@ -1,8 +1,10 @@
 # syntax=docker/dockerfile:1
-# The KServe custom predictor: kubeface's recognizer behind the kserve model server. It holds only
+# The KServe custom predictor: kubeface's recognizer behind the kserve model server. It contains only
 # what serving needs (OpenVINO, OpenCV, scikit-learn, numpy, Pillow, minio, kserve): no
 # TensorFlow and no kfp. KServe's storage initializer puts the model version in /mnt/models.
 # Build from the repository root with `make images`.
+# NOTE: no Docker daemon runs where kubeface is tested, so this file is checked but never built
+# there (tests/test_images.py). The base image tag and the setuptools pin are unverified by a build.
 ARG PYTHON_IMAGE=python:3.11.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS wheel

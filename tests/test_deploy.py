@@ -1,7 +1,7 @@
 """The deploy component against a stand-in for the Kubernetes API server.
 
 No Kubernetes cluster or KServe controller can run here, so a small HTTP server on 127.0.0.1
-answers the InferenceService calls the kserve SDK client makes (get, create, replace), plays the
+responds to the InferenceService calls the kserve SDK client makes (get, create, replace), plays the
 controller's part by reporting Ready after a number of reads, and records each request. Every
 InferenceService the component sends is loaded into kserve's V1beta1InferenceService model,
 field by field, and must come back unchanged.
@@ -30,7 +30,7 @@ SERVICE_URL = "http://faces.team-faces.example.test"
 
 
 class RecordingKubernetesApi(BaseHTTPRequestHandler):
-    """Answers InferenceService get, create and replace like the API server, and records them."""
+    """Respond to InferenceService get, create and replace like the API server, and record them."""
 
     def log_message(self, format, *args):  # keep pytest output clean
         pass
@@ -287,7 +287,7 @@ def test_deploy_rejects_service_name(kube_api, name):
 def test_deploy_api_error_names_service(kube_api):
     kube_api.objects[("team-faces", "faces")] = {"metadata": {"name": "faces", "generation": 1,
                                                               "resourceVersion": "9", "uid": "x"}}
-    # The replace carries resourceVersion 9; the server has moved on, so it answers 409 Conflict.
+    # The replace carries resourceVersion 9, but the server has moved on, so it returns 409 Conflict.
     original = kube_api.with_status
 
     def moved_on(stored):
