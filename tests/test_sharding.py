@@ -52,6 +52,14 @@ def test_both_runs_publish(runs, demo_root):
     assert runs[1][0]["n_test"] == runs[2][0]["n_test"] == 50
 
 
+def test_print_restored_after_run(runs):
+    import builtins
+
+    # The fixture's runs ended before this test; print must be Python's own again.
+    assert builtins.print.__module__ == "builtins"
+    assert builtins.print.__name__ == "print"
+
+
 def test_shards_are_disjoint_slices(runs, demo_root):
     _, root = runs[2]
     (run_folder,) = [p for p in root.iterdir() if p.is_dir()]
@@ -69,18 +77,19 @@ def test_shards_are_disjoint_slices(runs, demo_root):
 
 
 def test_same_embeddings_and_classifier(runs):
-    one, two = (published_folder(runs[n][0]) / "classifier" for n in (1, 2))
-    assert json.loads((one / "classifier.json").read_text())["classes"] == json.loads(
-        (two / "classifier.json").read_text())["classes"]
-    with np.load(one / "gallery.npz", allow_pickle=False) as a, np.load(two / "gallery.npz", allow_pickle=False) as b:
-        assert a["embeddings"].shape == (150, 512)
-        np.testing.assert_allclose(a["embeddings"], b["embeddings"], atol=1e-5)
-        np.testing.assert_array_equal(a["labels"], b["labels"])
-    with np.load(one / "classifier.npz", allow_pickle=False) as a, np.load(two / "classifier.npz",
-                                                                           allow_pickle=False) as b:
-        assert sorted(a.files) == sorted(b.files)
-        for name in a.files:
-            np.testing.assert_allclose(a[name], b[name], rtol=1e-4, atol=1e-6, err_msg=name)
+    single, double = (published_folder(runs[n][0]) / "classifier" for n in (1, 2))
+    classes = [json.loads((folder / "classifier.json").read_text())["classes"] for folder in (single, double)]
+    assert classes[0] == classes[1]
+    with np.load(single / "gallery.npz", allow_pickle=False) as expected, \
+            np.load(double / "gallery.npz", allow_pickle=False) as actual:
+        assert expected["embeddings"].shape == (150, 512)
+        np.testing.assert_allclose(actual["embeddings"], expected["embeddings"], atol=1e-5)
+        np.testing.assert_array_equal(actual["labels"], expected["labels"])
+    with np.load(single / "classifier.npz", allow_pickle=False) as expected, \
+            np.load(double / "classifier.npz", allow_pickle=False) as actual:
+        assert sorted(actual.files) == sorted(expected.files)
+        for name in expected.files:
+            np.testing.assert_allclose(actual[name], expected[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_same_predictions_on_test_photos(runs, demo_root):

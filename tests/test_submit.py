@@ -1,6 +1,6 @@
 """`kubeface submit` against a stand-in for the KFP API server.
 
-No Kubeflow cluster can run here, so a small HTTP server on 127.0.0.1 answers the KFP v2beta1
+No Kubeflow cluster can run here, so a small HTTP server on 127.0.0.1 responds to the KFP v2beta1
 calls the SDK client makes (healthz, experiments, runs) and records each request. The tests
 check what the real client sends: the compiled pipeline spec, the platform spec with the secret,
 and the typed parameters.
@@ -28,7 +28,7 @@ EXPERIMENT_ID = "0a8e3c7d-5f62-4b0e-8d44-6f3c2b9e7d10"
 
 
 class RecordingKfpApi(BaseHTTPRequestHandler):
-    """Answers the KFP v2beta1 calls of kfp.Client and records every request."""
+    """Respond to the KFP v2beta1 calls of kfp.Client and record every request."""
 
     def log_message(self, format, *args):  # keep pytest output clean
         pass
