@@ -6,6 +6,7 @@ from kfp import dsl, kubernetes
 
 from kubeface.components import align, convert, embed, fetch, publish, report_rejected, train, validate
 from kubeface.components.deploy import deploy as deploy_component
+from kubeface.imagerefs import PREDICTOR_IMAGE
 
 PIPELINE_NAME = "kubeface-train"
 COMPILED_YAML = Path(__file__).with_name("kubeface-train.yaml")
@@ -74,7 +75,7 @@ def training_pipeline(
         with dsl.If(deploy == True, name="deploy"):  # noqa: E712
             deploy_component(model_uri=publish_task.output, isvc_name=isvc_name, namespace=serving_namespace,
                              canary_traffic_percent=canary_traffic_percent,
-                             service_account=serving_service_account)
+                             service_account=serving_service_account, predictor_image=PREDICTOR_IMAGE)
     with dsl.Else(name="failed"):
         rejected_task = report_rejected(model=train_task.outputs["model"], report=validate_task.outputs["report"])
     return dsl.OneOf(publish_task.output, rejected_task.output)

@@ -108,6 +108,17 @@ def test_every_task_uses_component_image(spec):
         assert executor["container"]["image"] == COMPONENT_IMAGE, name
 
 
+@pytest.mark.parametrize("name", sorted(COMPONENTS))
+def test_component_source_runs_alone(name):
+    """The function source a pod executes defines the component without names from its module."""
+    executors = load_documents(COMPONENTS_DIR / f"{name}.yaml")[0]["deploymentSpec"]["executors"]
+    executor = executors[f"exec-{name.replace('_', '-')}"]
+    source = executor["container"]["command"][3]
+    namespace: dict = {}
+    exec(compile(source, f"{name}.yaml", "exec"), namespace)
+    assert callable(namespace[name])
+
+
 def test_components_skip_kfp_install(spec):
     for name, executor in spec["deploymentSpec"]["executors"].items():
         command = " ".join(executor["container"]["command"])
@@ -217,9 +228,9 @@ def test_registry_override_reaches_every_image(tmp_path):
     spec = load_documents(output)[0]
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
     assert images == {COMPONENT_IMAGE.replace(DEFAULT_REGISTRY, "registry.example.test/faces")}
-    deploy_inputs = spec["components"]["comp-deploy"]["inputDefinitions"]["parameters"]
-    assert deploy_inputs["predictor_image"]["defaultValue"] == PREDICTOR_IMAGE.replace(
-        DEFAULT_REGISTRY, "registry.example.test/faces")
+    deploy_task = task_paths(spec)["deploy"][-1]["task"]
+    predictor_image = deploy_task["inputs"]["parameters"]["predictor_image"]["runtimeValue"]["constant"]
+    assert predictor_image == PREDICTOR_IMAGE.replace(DEFAULT_REGISTRY, "registry.example.test/faces")
 
 
 def test_compile_command_writes_all(tmp_path):
