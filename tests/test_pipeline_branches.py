@@ -42,11 +42,11 @@ def test_passed_branch_publishes_then_deploys(demo_root, tmp_path):
 
 
 def test_failed_gate_neither_publishes_nor_deploys(demo_root, tmp_path):
-    # Move one held-out photo into another person's folder: one wrong answer out of 50.
+    # Move one held-out photo into another person's folder: one wrong prediction out of 50.
     test_dataset = tmp_path / "test"
     shutil.copytree(demo_root / "test", test_dataset)
     people = sorted(p for p in test_dataset.iterdir() if p.is_dir())
-    moved = sorted(people[0].glob("*.jpg"))[0]
+    moved = min(people[0].glob("*.jpg"))
     shutil.move(moved, people[1] / f"moved-{moved.name}")
     store = tmp_path / "store"
     summary = run_pipeline(arguments(demo_root / "dataset", test_dataset, store, 1.0), tmp_path / "runs")
