@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEMO_HOME ?= $(CURDIR)/.kubeface
 DEMO_MODEL_NAME ?= demo-classifier
 
-.PHONY: venv demo test compile images clean
+.PHONY: venv demo test compile images push-images clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,24 @@ test: $(STAMP)
 
 compile: $(STAMP)
 	$(BIN)/kubeface compile
+
+# Image names and tags come from kubeface.imagerefs, the names the pipeline and deploy step use.
+# Set KUBEFACE_REGISTRY to build for another registry; compile or submit with the same value.
+DOCKER ?= docker
+export KUBEFACE_REGISTRY
+COMPONENT_IMAGE = $(shell $(BIN)/python -m kubeface.imagerefs component)
+PREDICTOR_IMAGE = $(shell $(BIN)/python -m kubeface.imagerefs predictor)
+KUBEFACE_VERSION = $(shell $(BIN)/python -c "import kubeface; print(kubeface.__version__)")
+
+images: $(STAMP)
+	$(DOCKER) build --file images/component.Dockerfile --build-arg KUBEFACE_VERSION=$(KUBEFACE_VERSION) \
+		--tag $(COMPONENT_IMAGE) .
+	$(DOCKER) build --file images/predictor.Dockerfile --build-arg KUBEFACE_VERSION=$(KUBEFACE_VERSION) \
+		--tag $(PREDICTOR_IMAGE) .
+
+push-images: images
+	$(DOCKER) push $(COMPONENT_IMAGE)
+	$(DOCKER) push $(PREDICTOR_IMAGE)
 
 clean:
 	rm -rf $(VENV) $(DEMO_HOME)

@@ -11,6 +11,7 @@ from pathlib import Path
 from kubeface import __version__
 from kubeface.cli_catalog import add_dataset, add_model
 from kubeface.cli_grow import add_enroll
+from kubeface.cli_kubeflow import add_submit
 from kubeface.errors import KubefaceError
 
 logger = logging.getLogger("kubeface")
@@ -186,19 +187,26 @@ def _face_text(face) -> str:
 
 
 def add_compile(subparsers) -> None:
-    parser = subparsers.add_parser("compile", help="write the pipeline as KFP YAML")
+    parser = subparsers.add_parser("compile", help="write the pipeline and each component as KFP YAML")
     parser.add_argument("--output", default=None, help="YAML file to write (default: the packaged pipeline file)")
+    parser.add_argument("--components-dir", default=None, help="folder for one YAML per component "
+                        "(default: the packaged components folder, and none when --output is given)")
     parser.set_defaults(handler=cmd_compile)
 
 
 def cmd_compile(args) -> int:
+    from kubeface.components import COMPONENTS_DIR, compile_components
     from kubeface.pipelines.training import COMPILED_YAML, compile_pipeline
 
     print(compile_pipeline(Path(args.output) if args.output else COMPILED_YAML))
+    components_dir = args.components_dir or (None if args.output else COMPONENTS_DIR)
+    if components_dir:
+        for path in compile_components(Path(components_dir)):
+            print(path)
     return 0
 
 
-COMMANDS = [add_run, add_recognize, add_compile, add_dataset, add_model, add_enroll]
+COMMANDS = [add_run, add_recognize, add_compile, add_dataset, add_model, add_enroll, add_submit]
 
 
 def build_parser() -> argparse.ArgumentParser:

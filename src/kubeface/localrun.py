@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import datetime as dt
 import io
@@ -108,6 +109,9 @@ def run_pipeline(arguments: dict, pipeline_root: Path | None = None, verbose: bo
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(pipeline_root))
     output = RunnerOutput(log_path, sys.stderr, verbose)
     start = time.perf_counter()
+    # kfp.local indents task logs by replacing builtins.print. With two or more ParallelFor
+    # iterations (kfp 2.17.3) the replacement outlives the run, so the original is put back here.
+    original_print = builtins.print
     try:
         with contextlib.redirect_stdout(output), warnings.catch_warnings():
             # The runner warns that the component image is not used; that is intended here.
@@ -117,6 +121,7 @@ def run_pipeline(arguments: dict, pipeline_root: Path | None = None, verbose: bo
         detail = output.error_lines[-1] if output.error_lines else str(error)
         raise KubefaceError(f"pipeline failed: {detail} (full log: {log_path})") from error
     finally:
+        builtins.print = original_print
         output.close()
     summary = json.loads(task.output)
     summary["seconds"] = round(time.perf_counter() - start, 1)
