@@ -205,7 +205,9 @@ def test_parameters_and_defaults(spec):
         "image_size": ("NUMBER_INTEGER", 160), "precision": ("STRING", "FP32"),
         "shards": ("NUMBER_INTEGER", 1), "deploy": ("BOOLEAN", False), "serving_namespace": ("STRING", ""),
         "isvc_name": ("STRING", "kubeface"), "canary_traffic_percent": ("NUMBER_INTEGER", 100),
-        "serving_service_account": ("STRING", ""),
+        "serving_service_account": ("STRING", ""), "unknown_dataset_uri": ("STRING", ""),
+        "target_far": ("NUMBER_DOUBLE", 0.01), "require_not_worse": ("BOOLEAN", False),
+        "embedding_cache": ("BOOLEAN", True),
     }
     for name, (kind, default) in expected.items():
         assert parameters[name]["parameterType"] == kind, name
@@ -214,7 +216,7 @@ def test_parameters_and_defaults(spec):
 
 def test_readme_documents_every_parameter(spec):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Run on Kubeflow", 1)[1]
+    section = readme.split("## Run on Kubeflow", 1)[1].split("\n## ", 1)[0]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     documented = {row.split("`")[1] for row in rows}
     assert documented == set(spec["root"]["inputDefinitions"]["parameters"])
