@@ -216,15 +216,24 @@ def parse_infer_request(request) -> ImageRequest:
         images.append(_element_bytes(element, label))
         labels.append(label)
     parameters = _plain_parameters(request.parameters)
+    options = parse_options(parameters, "parameters")
     # kserve's InferRequest computes whether the response is binary: raw outputs for gRPC requests with
     # raw inputs, the binary data extension for REST requests that set binary_data_output.
     binary_outputs = getattr(request, "use_binary_outputs", None)
     if binary_outputs is None:
         binary_outputs = bool((parameters or {}).get("binary_data_output"))
     return ImageRequest(
-        images=images, labels=labels, options=parse_options(parameters, "parameters"), protocol=protocol,
-        request_id=request.id or None, binary_outputs=bool(binary_outputs),
+        images=images, labels=labels, options=options, protocol=protocol,
+        request_id=_request_id(request.id), binary_outputs=bool(binary_outputs),
     )
+
+
+def _request_id(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(f'the request "id" must be a string; got {_json_type(value)}')
+    return value
 
 
 def _image_input(inputs):
@@ -261,17 +270,20 @@ def _flatten(data) -> list:
 
 
 def _check_shape(shape, count: int, where: str) -> None:
+    if shape is not None and not isinstance(shape, (list, tuple)):
+        raise InvalidInputError(f"{where} must have a shape list such as [{count}]; got {_json_type(shape)}")
     dims = list(shape or [])
     if any(not isinstance(d, int) or isinstance(d, bool) or d < 0 for d in dims) or math.prod(dims) != count:
         raise InvalidInputError(f"{where} has shape {dims} but contains {count} elements; use shape [{count}]")
 
 
 def _plain_parameters(parameters):
-    """Turn gRPC InferParameter messages into plain values; JSON parameters pass unchanged."""
-    if parameters is None:
-        return None
-    if isinstance(parameters, Mapping) and all(not hasattr(v, "WhichOneof") for v in parameters.values()):
-        return dict(parameters)
+    """Turn gRPC InferParameter messages into plain values; other mappings pass unchanged.
+
+    A value that is not a mapping is returned as it is, for parse_options to reject.
+    """
+    if parameters is None or not hasattr(parameters, "items"):
+        return parameters
     plain = {}
     for key, value in parameters.items():
         field = value.WhichOneof("parameter_choice") if hasattr(value, "WhichOneof") else None
