@@ -45,7 +45,8 @@ def server(trained_model, tmp_path_factory):
         running.wait(f"/v2/models/{running.name}/ready")
         yield running
     finally:
-        running.stop()
+        exit_code = running.stop()
+    assert exit_code == 0, running.log()[-4000:]
 
 
 @pytest.fixture(scope="module")

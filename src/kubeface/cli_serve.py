@@ -26,8 +26,8 @@ def add_serve(subparsers) -> None:
     parser.add_argument("--name", default=None, help="name the model is served under, as in /v2/models/NAME "
                         "(default: the model's catalog name)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind the HTTP and gRPC servers to")
-    parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT, help="HTTP port")
-    parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port")
+    parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT, help="HTTP port (default: %(default)s)")
+    parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port (default: %(default)s)")
     parser.add_argument("--no-grpc", action="store_true", help="serve HTTP only")
     parser.add_argument("--max-body-bytes", type=int, default=None, help="largest request body or gRPC "
                         "message, in bytes (default: $KUBEFACE_SERVE_MAX_BODY_BYTES or 33554432)")
