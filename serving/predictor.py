@@ -110,14 +110,16 @@ class FacePredictor(kserve.Model):
     def load(self) -> bool:
         """Resolve, verify, check and warm up the model; returns whether it is ready.
 
-        Returns at once while another load runs or after a load failed: the failure (a missing
-        file, a checksum mismatch, a wrong network) does not go away by retrying.
+        Returns at once while another load runs or after a load failed. A failed load is not
+        retried, since a missing file, a checksum mismatch or a wrong network stays wrong.
         """
         if self.ready:
             return True
         if not self._load_lock.acquire(blocking=False):
             return False
         try:
+            # TODO: retry transient store errors (an S3 endpoint briefly unreachable) with backoff;
+            # until then such a pod stays not ready until it is restarted.
             if self.load_error is not None:
                 return False
             start = time.perf_counter()
