@@ -261,7 +261,7 @@ def test_min_face_size_option(client, server, photos):
     assert faces(300) == []
 
 
-# Bad input: 4xx with a JSON error that says what was wrong, and the server stays healthy.
+# Bad input: 4xx with a JSON error naming what was wrong, and the server stays healthy.
 
 BAD_BODIES = [
     ("v1", "application/json", b"{not json", 400, "request body is not valid JSON"),
@@ -469,7 +469,7 @@ def test_cli_predict_json_reports_bad_file(server, demo_root, tmp_path):
     assert main_face(second)["label"] == "Colin_Powell"
 
 
-# A damaged model: the server answers, but is not ready, and every answer says why.
+# A damaged model: the server is live but not ready, and every response gives the reason.
 
 
 @pytest.fixture(scope="module")
