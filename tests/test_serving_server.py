@@ -28,7 +28,8 @@ MAX_PIXELS = 20_000_000
 MAX_IMAGES = 4
 LIMIT_ARGS = ["--max-body-bytes", str(MAX_BODY_BYTES), "--max-pixels", str(MAX_PIXELS),
               "--max-images", str(MAX_IMAGES)]
-# Test photos of the bundled demo set, never used for training, and the person in each.
+# Test photos of the bundled demo set, never used for training, by person (None: the first
+# photo in that person's folder).
 PHOTOS = {
     "Ariel_Sharon": "Ariel_Sharon/Ariel_Sharon_0013.jpg",
     "Colin_Powell": "Colin_Powell/Colin_Powell_0038.jpg",
