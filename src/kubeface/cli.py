@@ -12,6 +12,7 @@ from kubeface import __version__
 from kubeface.cli_catalog import add_dataset, add_model
 from kubeface.cli_grow import add_enroll
 from kubeface.cli_kubeflow import add_submit
+from kubeface.cli_serve import add_predict, add_serve
 from kubeface.errors import KubefaceError
 
 logger = logging.getLogger("kubeface")
@@ -206,7 +207,8 @@ def cmd_compile(args) -> int:
     return 0
 
 
-COMMANDS = [add_run, add_recognize, add_compile, add_dataset, add_model, add_enroll, add_submit]
+COMMANDS = [add_run, add_recognize, add_compile, add_dataset, add_model, add_enroll, add_serve, add_predict,
+            add_submit]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,54 @@
+"""Limits and options of the predictor, read from KUBEFACE_SERVE_* variables or the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from kubeface.errors import ConfigurationError
+from kubeface.imageio import DEFAULT_MAX_PIXELS
+
+ENV_PREFIX = "KUBEFACE_SERVE_"
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingSettings:
+    """Request limits of one predictor; every field can be set as KUBEFACE_SERVE_<FIELD>."""
+
+    max_body_bytes: int = 32 * 1024 * 1024
+    """Largest request body accepted, in bytes: HTTP bodies and gRPC messages alike."""
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    """Largest decoded size of one request's images, in pixels, all images together."""
+    max_images: int = 16
+    """Maximum number of images in one request."""
+    embed_batch_size: int = 64
+    """Maximum number of face crops FaceNet embeds in one inference call; a request with up to this many
+    faces is embedded in a single batch."""
+
+    def __post_init__(self):
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(
+                    f"serving setting {field.name} must be a positive integer; got {value!r} "
+                    f"(set it with --{field.name.replace('_', '-')} or {ENV_PREFIX}{field.name.upper()})"
+                )
+
+    @classmethod
+    def from_env(cls, environ=None, **overrides) -> "ServingSettings":
+        """Build settings from KUBEFACE_SERVE_* variables; keyword arguments that are not None win."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        for field in dataclasses.fields(cls):
+            name = f"{ENV_PREFIX}{field.name.upper()}"
+            if overrides.get(field.name) is not None:
+                values[field.name] = overrides[field.name]
+            elif environ.get(name):
+                try:
+                    values[field.name] = int(environ[name])
+                except ValueError as error:
+                    raise ConfigurationError(f"{name}={environ[name]!r} is not an integer") from error
+        return cls(**values)
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
