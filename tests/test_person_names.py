@@ -150,7 +150,7 @@ def test_recognize_exif_rotated(names_model, tmp_path, capsys):
 def test_store_keys_exact(names_model, tmp_path):
     _, _, data = names_model
     store_root = tmp_path / "store"
-    uri = dataset_catalog.push(data / "dataset", "names", "1.0.0", str(store_root))
+    uri = dataset_catalog.push(data / "dataset", "names", "1.0.0", str(store_root)).uri
     keys = LocalStore(store_root).list("datasets/names/1.0.0/")
     prefix = "datasets/names/1.0.0/"
     folders = {key[len(prefix):].split("/")[0] for key in keys if key.count("/") == 4}
