@@ -15,7 +15,7 @@ FALSE_WORDS = ("0", "false", "no", "off")
 
 @dataclasses.dataclass(frozen=True)
 class ServingSettings:
-    """Request limits and options of one predictor; every field can be set as KUBEFACE_SERVE_<FIELD>."""
+    """Request limits and options of one predictor. Every field can be set as KUBEFACE_SERVE_<FIELD>."""
 
     max_body_bytes: int = 32 * 1024 * 1024
     """Largest request body accepted, in bytes: HTTP bodies and gRPC messages alike."""
@@ -34,7 +34,9 @@ class ServingSettings:
             value = getattr(self, field.name)
             if field.type == "bool":
                 if not isinstance(value, bool):
-                    raise ConfigurationError(f"serving setting {field.name} must be true or false; got {value!r}")
+                    raise ConfigurationError(
+                        f"serving setting {field.name} must be true or false; got {value!r}"
+                    )
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(
@@ -71,4 +73,5 @@ def parse_bool(name: str, text: str) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise ConfigurationError(f"{name}={text!r} is not a truth value; use one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
+    choices = ", ".join(TRUE_WORDS + FALSE_WORDS)
+    raise ConfigurationError(f"{name}={text!r} is not a truth value; use one of {choices}")

@@ -39,9 +39,10 @@ class UploadPage:
         self.page = read_page()
 
     def register(self, app: FastAPI) -> None:
-        """Add the routes to app; call before kserve registers its own, whose GET / is a liveness check."""
+        """Add the routes to app, before kserve adds its own, whose GET / is a liveness check."""
         app.add_api_route("/", self.index, methods=["GET"], include_in_schema=False, response_model=None)
-        app.add_api_route("/ui/models", self.models, methods=["GET"], include_in_schema=False, response_model=None)
+        app.add_api_route("/ui/models", self.models, methods=["GET"], include_in_schema=False,
+                          response_model=None)
         logger.info("upload page enabled at /")
 
     async def index(self) -> Response:
@@ -61,4 +62,8 @@ class UploadPage:
 
 
 def _status(model) -> str:
-    return model.status() if hasattr(model, "status") else ("ready" if model.ready else "not ready")
+    if hasattr(model, "status"):
+        return model.status()
+    if model.ready:
+        return "ready"
+    return "not ready"

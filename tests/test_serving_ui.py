@@ -34,7 +34,7 @@ pytestmark = pytest.mark.slow
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-APT_TIMEOUT_S = 900
+APT_TIMEOUT_S = 600
 MAX_BODY_BYTES = 2 * 1024 * 1024
 PHOTO = "Colin_Powell/Colin_Powell_0038.jpg"
 PERSON = "Colin_Powell"
@@ -50,16 +50,24 @@ WAIT_MS = 120_000
 def chromium() -> Path:
     """Debian's chromium, installed with apt-get when missing and this process is root."""
     pytest.importorskip("playwright.sync_api", reason="Playwright is missing: pip install -e '.[test]'")
+    output = ""
     if not CHROMIUM.exists() and os.geteuid() == 0 and shutil.which("apt-get"):
-        try:
-            subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"], check=False,
-                           timeout=APT_TIMEOUT_S, capture_output=True,
-                           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        except subprocess.TimeoutExpired:
-            pass
+        environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        # The package lists may be missing or stale, so the install is retried once after an update.
+        for commands in ([["apt-get", "install", "-y", "chromium"]],
+                         [["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]]):
+            for command in commands:
+                try:
+                    done = subprocess.run(command, check=False, timeout=APT_TIMEOUT_S, capture_output=True,
+                                          text=True, env=environment)
+                    output = (done.stdout + done.stderr)[-500:]
+                except subprocess.TimeoutExpired:
+                    output = f"{' '.join(command)} timed out after {APT_TIMEOUT_S} s"
+            if CHROMIUM.exists():
+                break
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing and could not be installed; install it with: "
-                    "apt-get update && apt-get install -y chromium")
+        pytest.skip(f"{CHROMIUM} is missing and could not be installed ({output or 'not root'}); install it "
+                    "with: apt-get update && apt-get install -y chromium")
     return CHROMIUM
 
 
@@ -147,7 +155,8 @@ def upload(tab, name: str, data: bytes, mime_type: str = "image/jpeg"):
     count = tab.locator("section.photo").count()
     tab.set_input_files("#files", files=[{"name": name, "mimeType": mime_type, "buffer": data}])
     section = tab.locator("section.photo").first
-    tab.wait_for_function(f"document.querySelectorAll('section.photo').length === {count + 1}", timeout=WAIT_MS)
+    tab.wait_for_function(f"document.querySelectorAll('section.photo').length === {count + 1}",
+                          timeout=WAIT_MS)
     section.locator(".result, .error").wait_for(timeout=WAIT_MS)
     return section
 
@@ -226,7 +235,7 @@ def test_page_shows_error_for_large_file(page, server, client):
 def test_page_works_under_path_prefix(browser_context, server, client, demo_root):
     data = (demo_root / "test" / PHOTO).read_bytes()
     expected = predict(client, server, data).json()
-    # The prefix is served on a port no server listens on, so a request that escaped it could not succeed.
+    # The guard serves the prefix on a port where no server listens, so a request outside it cannot succeed.
     origin = "http://127.0.0.1:9"
     guard = RequestGuard(server.url, f"{origin}{PREFIX}/", strip_prefix=PREFIX)
     tab = browser_context.new_page()
@@ -250,7 +259,8 @@ def test_page_urls_are_relative():
     assert "://" not in page
     assert url_attributes(page) == []
     api_paths = re.findall(r"""apiUrl\(\s*[`"']([^`"']*)""", page)
-    assert sorted(set(api_paths)) == ["ui/models", "v1/models/${encodeURIComponent(state.name)}:predict?${query}"]
+    predict_path = "v1/models/${encodeURIComponent(state.name)}:predict?${query}"
+    assert sorted(set(api_paths)) == ["ui/models", predict_path]
 
 
 def url_attributes(page: str) -> list[tuple[str, str, str]]:
