@@ -10,6 +10,7 @@ same file, fetched with httpx.
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import re
@@ -145,9 +146,17 @@ def page(browser_context, server):
     assert guard.blocked == []
 
 
+def expect(locator):
+    from playwright.sync_api import expect as playwright_expect
+
+    return playwright_expect(locator)
+
+
+# Waits use Playwright's locators: wait_for_function evaluates strings with eval, which the page's
+# Content-Security-Policy blocks, and the tests keep that policy in force.
 def open_page(tab, url: str) -> None:
     tab.goto(url)
-    tab.wait_for_function("document.getElementById('model-state').textContent === 'ready'", timeout=WAIT_MS)
+    expect(tab.locator("#model-state")).to_have_text("ready", timeout=WAIT_MS)
 
 
 def upload(tab, name: str, data: bytes, mime_type: str = "image/jpeg"):
@@ -155,8 +164,7 @@ def upload(tab, name: str, data: bytes, mime_type: str = "image/jpeg"):
     count = tab.locator("section.photo").count()
     tab.set_input_files("#files", files=[{"name": name, "mimeType": mime_type, "buffer": data}])
     section = tab.locator("section.photo").first
-    tab.wait_for_function(f"document.querySelectorAll('section.photo').length === {count + 1}",
-                          timeout=WAIT_MS)
+    expect(tab.locator("section.photo")).to_have_count(count + 1, timeout=WAIT_MS)
     section.locator(".result, .error").wait_for(timeout=WAIT_MS)
     return section
 
@@ -230,6 +238,33 @@ def test_page_shows_error_for_large_file(page, server, client):
     section = upload(page, "large.jpg", data)
 
     assert section.locator(".error").inner_text() == f"HTTP 413: {response.json()['error']}"
+
+
+def test_page_shows_dropped_photos_in_order(page, server, client, demo_root):
+    photos = {person: sorted((demo_root / "test" / person).glob("*.jpg"))[0] for person in ("Tony_Blair", PERSON)}
+    open_page(page, server.url + "/")
+    files = [{"name": path.name, "type": "image/jpeg", "b64": base64.b64encode(path.read_bytes()).decode()}
+             for path in photos.values()]
+
+    page.locator("#drop").evaluate(
+        """(zone, files) => {
+            const transfer = new DataTransfer();
+            for (const file of files) {
+                const bytes = Uint8Array.from(atob(file.b64), (c) => c.charCodeAt(0));
+                transfer.items.add(new File([bytes], file.name, { type: file.type }));
+            }
+            zone.dispatchEvent(new DragEvent("drop", { dataTransfer: transfer, bubbles: true, cancelable: true }));
+        }""",
+        files,
+    )
+    expect(page.locator("section.photo .result")).to_have_count(2, timeout=WAIT_MS)
+
+    sections = page.locator("section.photo")
+    for position, (person, path) in enumerate(photos.items()):
+        expected = predict(client, server, path.read_bytes()).json()["predictions"][0]
+        assert sections.nth(position).locator("h2").inner_text() == path.name
+        assert expected["faces"][0]["label"] == person
+        check_faces(sections.nth(position), expected)
 
 
 def test_page_works_under_path_prefix(browser_context, server, client, demo_root):
