@@ -106,7 +106,7 @@ def browser_context(chromium, tmp_path_factory):
 
 
 class RequestGuard:
-    """Serve the page's requests only inside allowed_prefix; abort and record any other request.
+    """Serve the page's requests inside allowed_prefix, and abort and record any other request.
 
     With a strip_prefix, a request under it goes to target with the prefix removed, as
     KServe's ingress does.
