@@ -4,7 +4,7 @@ kserve 0.21 binds its REST server to 0.0.0.0 and its gRPC server to [::], with n
 change either. This server binds both to the host it is given: 127.0.0.1 by default for
 `kubeface serve`, 0.0.0.0 in a container. It limits HTTP bodies and gRPC messages to
 settings.max_body_bytes and reports ready only when every model is. kubeface's errors become
-HTTP and gRPC status codes.
+HTTP and gRPC status codes. Unless settings.ui is off, GET / returns the upload page.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from fastapi.exceptions import FastAPIDeprecationWarning
 from grpc import aio
 
 from kubeface.errors import KubefaceError
-from kubeface.serving import routes
+from kubeface.serving import routes, ui
 from kubeface.serving.kserve_import import kserve  # noqa: F401  (must come before any kserve import)
 from kubeface.serving.settings import ServingSettings
 
@@ -66,6 +66,8 @@ class HostRESTServer(RESTServer):
     def create_application(self):
         app = kserve.model_server.app
         routes.InferenceRoutes(self.dataplane, self.model_repository_extension).register(app)
+        if self.settings.ui:
+            ui.UploadPage(self.dataplane.model_registry).register(app)
         super().create_application()
         routes.add_error_handlers(app, self.dataplane.model_registry)
         app.add_middleware(routes.BodySizeLimit, max_bytes=self.settings.max_body_bytes)

@@ -9,11 +9,13 @@ from kubeface.errors import ConfigurationError
 from kubeface.imageio import DEFAULT_MAX_PIXELS
 
 ENV_PREFIX = "KUBEFACE_SERVE_"
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
 
 
 @dataclasses.dataclass(frozen=True)
 class ServingSettings:
-    """Request limits of one predictor; every field can be set as KUBEFACE_SERVE_<FIELD>."""
+    """Request limits and options of one predictor. Every field can be set as KUBEFACE_SERVE_<FIELD>."""
 
     max_body_bytes: int = 32 * 1024 * 1024
     """Largest request body accepted, in bytes: HTTP bodies and gRPC messages alike."""
@@ -24,10 +26,18 @@ class ServingSettings:
     embed_batch_size: int = 64
     """Maximum number of face crops FaceNet embeds in one inference call; a request with up to this many
     faces is embedded in a single batch."""
+    ui: bool = True
+    """Whether GET / returns the upload page."""
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            if field.type == "bool":
+                if not isinstance(value, bool):
+                    raise ConfigurationError(
+                        f"serving setting {field.name} must be true or false; got {value!r}"
+                    )
+                continue
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigurationError(
                     f"serving setting {field.name} must be a positive integer; got {value!r} "
@@ -43,6 +53,8 @@ class ServingSettings:
             name = f"{ENV_PREFIX}{field.name.upper()}"
             if overrides.get(field.name) is not None:
                 values[field.name] = overrides[field.name]
+            elif environ.get(name) and field.type == "bool":
+                values[field.name] = parse_bool(name, environ[name])
             elif environ.get(name):
                 try:
                     values[field.name] = int(environ[name])
@@ -52,3 +64,14 @@ class ServingSettings:
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def parse_bool(name: str, text: str) -> bool:
+    """Return the truth value of an environment variable's text (1/0, true/false, yes/no, on/off)."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    choices = ", ".join(TRUE_WORDS + FALSE_WORDS)
+    raise ConfigurationError(f"{name}={text!r} is not a truth value; use one of {choices}")

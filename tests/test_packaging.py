@@ -30,6 +30,7 @@ def test_wheel_carries_pipeline_and_demo(wheel):
     assert "kubeface/pipelines/kubeface-train.yaml" in names
     assert "kubeface/components/align.py" in names
     assert "kubeface/serving/__init__.py" in names
+    assert "kubeface/serving/ui.html" in names
     demo = [n for n in names if n.startswith("kubeface/data/demo_lfw/dataset/") and n.endswith(".jpg")]
     assert len(demo) == 150
 
