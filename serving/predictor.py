@@ -98,7 +98,9 @@ class FacePredictor(kserve.Model):
         """
         if self.ready or self._loader is not None:
             return
-        self._loader = threading.Thread(target=self.load, name="kubeface-load", daemon=True)
+        # Not a daemon: a process that exits while the loader is inside OpenVINO aborts
+        # ("terminate called without an active exception"), so exit waits for the load.
+        self._loader = threading.Thread(target=self.load, name="kubeface-load", daemon=False)
         self._loader.start()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:

@@ -530,3 +530,11 @@ def test_damaged_model_grpc_unavailable(broken_server, photos):
     assert ready.ready is False
     assert raised.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "ir/facenet.bin has sha256" in raised.value.details()
+
+
+def test_stop_while_loading_exits_cleanly(trained_model):
+    # SIGTERM as soon as the server is live, while the model is still loading in the background.
+    running = start_server(trained_model)
+    exit_code = running.stop(timeout=120)
+    assert exit_code == 0, running.log()[-4000:]
+    assert "terminate called" not in running.log()
