@@ -69,8 +69,9 @@ def pyramid_scales(height: int, width: int, min_face_size: int, scale_factor: fl
     The first scale maps min_face_size onto PNet's 12-pixel window. The level count is that of
     mtcnn 1.0.0, round(log(shorter side / 12) / log(1 / scale_factor) - 1), which assumes a
     20-pixel minimum face. For other minimum face sizes the count is shifted by
-    log(first scale / 0.6) levels, so the last level keeps the same size. Levels whose shorter
-    side would be below 12 pixels are dropped.
+    log(first scale / 0.6) levels, so the smallest level keeps a shorter side of 12 to 17
+    pixels at the default scale factor. Levels whose shorter side would be below 12 pixels are
+    dropped.
     """
     first = PNET_CELL / min_face_size
     shorter = min(height, width)
@@ -150,7 +151,7 @@ def sort_by_score(boxes: np.ndarray) -> np.ndarray:
     return boxes[np.argsort(boxes[:, 4].astype(np.float64))[::-1]]
 
 
-def nms(boxes: np.ndarray, threshold: float, method: str = "union", block: int = 256) -> np.ndarray:
+def nms(boxes: np.ndarray, threshold: float, method: str = "union", block: int = 128) -> np.ndarray:
     """Return the indices of the boxes that no earlier box overlaps by more than threshold.
 
     boxes: N x 4 [x1, y1, x2, y2], ordered by decreasing priority. Unlike greedy NMS, a box is
@@ -158,6 +159,8 @@ def nms(boxes: np.ndarray, threshold: float, method: str = "union", block: int =
     method "union" divides the intersection by the union (IoU), "min" by the smaller area.
     Areas are (x2 - x1) * (y2 - y1). Pairs are compared in blocks of columns to bound memory.
     """
+    if method not in ("union", "min"):
+        raise ValueError(f"NMS method must be 'union' or 'min'; got {method!r}")
     boxes = np.asarray(boxes, dtype=np.float64)
     count = len(boxes)
     x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
