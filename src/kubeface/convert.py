@@ -56,7 +56,8 @@ def _facenet_dynamic_batch(model):
     """Give the FaceNet graph a dynamic batch dimension.
 
     The frozen graph fixes the batch at 1 in the input placeholder and in one reshape of the
-    bottleneck; the flatten reshape already uses -1.
+    bottleneck. Its flatten reshape ([1, -1] in the graph) reaches OpenVINO as [-1, 1792], so it
+    follows the batch without a patch; a test checks batched embeddings against batch 1.
     """
     import openvino as ov
 

@@ -35,7 +35,7 @@ class Embedder:
             )
         self.image_size = shape[1].get_length()
         self.batch_size = batch_size
-        self.precision = str(self.model.get_property("INFERENCE_PRECISION_HINT"))
+        self.precision = self.model.get_property("INFERENCE_PRECISION_HINT").to_string()
         self._request = self.model.create_infer_request()
 
     def embed(self, crops: np.ndarray, progress=None) -> np.ndarray:
