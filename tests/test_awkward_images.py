@@ -279,3 +279,19 @@ def test_face_cut_by_border_real(awkward, detector):
             crop = crop_face(image, face, AlignSettings())
             assert crop.shape == (160, 160, 3)
             assert crop.std() > 10
+
+
+def test_huge_header_names_real_pixel_count():
+    # A PNG whose header claims 20000 x 20000 pixels: Pillow's own bomb check fires first.
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0)
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b"")
+    with pytest.raises(PayloadTooLargeError) as caught:
+        decode_image(data)
+    assert "image is 400000000 pixels" in str(caught.value)
+    assert "above the limit of 80000000" in str(caught.value)

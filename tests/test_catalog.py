@@ -224,3 +224,20 @@ def test_local_unfinished_folder_not_used_as_dataset(tmp_path):
     with pytest.raises(NotFoundError) as caught:
         dataset_catalog.resolve(str(tmp_path / "store" / "datasets" / "faces" / "1.0.0"))
     assert "unfinished" in str(caught.value)
+
+
+def test_push_skips_files_that_are_not_images(tmp_path, demo_root):
+    from kubeface import dataset_catalog
+
+    folder = tmp_path / "photos"
+    for person in ("Colin_Powell", "Laura_Bush"):
+        shutil.copytree(demo_root / "dataset" / person, folder / person)
+    (folder / "Laura_Bush" / "notes.jpg").write_text("not a photo")
+    (folder / "Laura_Bush" / "empty.jpg").write_bytes(b"")
+    result = dataset_catalog.push(folder, "checked", "1.0.0", str(tmp_path / "store"))
+    assert result.people == {"Colin_Powell": 15, "Laura_Bush": 15}
+    skipped = {item["path"]: item["reason"] for item in result.skipped}
+    assert sorted(skipped) == ["Laura_Bush/empty.jpg", "Laura_Bush/notes.jpg"]
+    assert all(reason.startswith("not a readable image") for reason in skipped.values())
+    keys = LocalStore(tmp_path / "store").list("datasets/checked/1.0.0/Laura_Bush/")
+    assert len(keys) == 15

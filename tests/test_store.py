@@ -113,3 +113,27 @@ def test_create_exclusive_race_has_one_winner(store):
         winners = [i for i, won in enumerate(results) if won]
         assert len(winners) == 1, f"round {round_index}: winners {winners}"
         assert store.read_bytes(key) == f"writer {winners[0]}".encode()
+
+
+def test_local_objects_readable_by_others(tmp_path):
+    # Files of a local store are read by other users (a serving container), so they keep the
+    # mode a plain open() gives under the umask instead of a temporary file's 0600.
+    import os
+    import stat
+
+    from kubeface.store import LocalStore
+
+    previous = os.umask(0o022)
+    try:
+        store = LocalStore(tmp_path)
+        store.write_bytes("a/written.bin", b"x")
+        source = tmp_path / "source.bin"
+        source.write_bytes(b"y")
+        store.upload_file("a/uploaded.bin", source)
+        assert store.create_exclusive("a/exclusive.bin", b"z")
+        store.download_file("a/written.bin", tmp_path / "out" / "downloaded.bin")
+    finally:
+        os.umask(previous)
+    for path in (tmp_path / "a" / "written.bin", tmp_path / "a" / "uploaded.bin", tmp_path / "a" / "exclusive.bin",
+                 tmp_path / "out" / "downloaded.bin"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path

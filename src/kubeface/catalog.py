@@ -15,7 +15,6 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
@@ -28,7 +27,7 @@ from kubeface.errors import (
     StoreError,
     VersionExistsError,
 )
-from kubeface.store import Store, open_store
+from kubeface.store import Store, new_folder, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +93,8 @@ def entries_digest(entries: list[dict]) -> str:
     """Return a sha256 over the paths and sha256s of manifest entries."""
     digest = hashlib.sha256()
     for entry in entries:
-        digest.update(f"{entry['path']}\0{entry['sha256']}\n".encode())
+        # surrogateescape keeps file names that are not UTF-8 exact instead of failing.
+        digest.update(f"{entry['path']}\0{entry['sha256']}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()
 
 
@@ -277,7 +277,7 @@ class Catalog:
                 return destination
             except ChecksumError:
                 shutil.rmtree(destination)
-        staging = Path(tempfile.mkdtemp(prefix=".fetch-", dir=_ensure_parent(destination)))
+        staging = new_folder(_ensure_parent(destination), ".fetch-")
         try:
             relatives = [check_manifest_path(entry["path"]) for entry in manifest["files"]]
             run_parallel(lambda relative: self.store.download_file(f"{prefix}/{relative}", staging / relative),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from kubeface.cli_catalog import add_dataset, add_model
 from kubeface.cli_grow import add_enroll
 from kubeface.cli_kubeflow import add_submit
 from kubeface.cli_serve import add_predict, add_serve
-from kubeface.errors import KubefaceError
+from kubeface.errors import InvalidInputError, KubefaceError
 
 logger = logging.getLogger("kubeface")
 
@@ -33,17 +34,18 @@ def add_run(subparsers) -> None:
     parser.add_argument("--s3-endpoint", default="", help="S3 endpoint URL, http://host:port for no TLS "
                         "(default: $KUBEFACE_S3_ENDPOINT)")
     parser.add_argument("--model-name", default="facenet-classifier", help="catalog name of the model")
-    parser.add_argument("--min-accuracy", type=float, default=0.9, help="held-out accuracy needed to publish")
+    parser.add_argument("--min-accuracy", type=fraction, default=0.9,
+                        help="held-out accuracy needed to publish, in [0, 1]")
     parser.add_argument("--not-worse", action="store_true", help="also require accuracy at least that of the "
                         "version currently published under --model-name, on the same test photos")
-    parser.add_argument("--target-far", type=float, default=0.01, help="false-accept rate of unknown people at "
+    parser.add_argument("--target-far", type=fraction, default=0.01, help="false-accept rate of unknown people at "
                         "which the rejection thresholds are chosen, in [0, 1) (default: 0.01)")
     parser.add_argument("--no-embedding-cache", action="store_true", help="align and embed every photo "
                         "instead of reusing the store's cached crops and embeddings")
     parser.add_argument("--margin", type=int, default=32, help="pixels added around each face box in total")
     parser.add_argument("--image-size", type=int, default=160, help="side of the face crop in pixels")
     parser.add_argument("--precision", default="FP32", choices=["FP32", "FP16"], help="IR weight precision")
-    parser.add_argument("--shards", type=int, default=1, help="parallel align and embed tasks")
+    parser.add_argument("--shards", type=positive_int, default=1, help="parallel align and embed tasks (>= 1)")
     parser.add_argument("--pipeline-root", default=None, help="folder for run artifacts "
                         "(default: ~/.kubeface/runs)")
     parser.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
@@ -157,9 +159,13 @@ def cmd_recognize(args) -> int:
     from kubeface.imageio import read_image
     from kubeface.recognizer import Recognizer
 
+    files = _image_files(args.paths)
+    if not files:
+        raise InvalidInputError(f"no image files found in {', '.join(args.paths)}; "
+                                f"pass image files or folders that contain some")
     recognizer = Recognizer.from_uri(args.model, args.s3_endpoint)
     failures = 0
-    for path in _image_files(args.paths):
+    for path in files:
         try:
             result = recognizer.recognize(read_image(path), min_face_size=args.min_face_size)
         except (KubefaceError, OSError) as error:
@@ -221,6 +227,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def fraction(text: str) -> float:
+    """Parse a number in [0, 1] for argparse, so a wrong value fails before any work starts."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """Parse an integer of at least 1 for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -228,7 +256,14 @@ def main(argv: list[str] | None = None) -> int:
         return args.handler(args)
     except KubefaceError as error:
         print(f"kubeface: error: {error}", file=sys.stderr)
+        if getattr(args, "json", False):
+            # Scripts that read the last stdout line get the error too.
+            print(json.dumps({"error": str(error)}, ensure_ascii=False))
         return 2
+    except BrokenPipeError:
+        # The reader of stdout went away (`kubeface model list | head`); that is not an error.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

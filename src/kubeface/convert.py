@@ -6,13 +6,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from kubeface import weights
 from kubeface.errors import ChecksumError, InvalidInputError
+from kubeface.store import new_folder
 
 logger = logging.getLogger(__name__)
 
@@ -149,7 +149,7 @@ def ensure_converted(precision: str = "FP32", cache_dir: Path | None = None) -> 
             logger.warning("cached IRs in %s are damaged (%s); converting again", target, error)
             shutil.rmtree(target, ignore_errors=True)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".convert-", dir=cache_dir))
+    staging = new_folder(cache_dir, ".convert-")
     try:
         logger.info("converting FaceNet and MTCNN to OpenVINO IR (%s)", precision)
         convert_all(staging, precision)

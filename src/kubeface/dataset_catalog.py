@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import warnings
 from pathlib import Path
 
 from kubeface import datasets
@@ -88,6 +89,34 @@ class PushResult:
         return dataclasses.asdict(self)
 
 
+def _readable_photos(photos: list) -> tuple[list, list]:
+    """Keep the photos whose header an image decoder accepts within the pixel limit.
+
+    Only the header is read (no pixel is decoded), so a text file named .jpg, an empty file or a
+    decompression bomb is listed as skipped instead of being uploaded and counted as a photo.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from kubeface.imageio import DEFAULT_MAX_PIXELS
+
+    kept, skipped = [], []
+    for photo in photos:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(photo.source) as image:
+                    width, height = image.size
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, SyntaxError, ValueError) as error:
+            skipped.append(datasets.Skipped(photo.path, f"not a readable image: {error}"))
+            continue
+        if width * height > DEFAULT_MAX_PIXELS:
+            skipped.append(datasets.Skipped(photo.path, f"image is {width}x{height} = {width * height} pixels, "
+                                                        f"above the limit of {DEFAULT_MAX_PIXELS}"))
+            continue
+        kept.append(photo)
+    return kept, skipped
+
+
 def push(folder: Path, name: str, version: str, store_uri: str | None = None, s3_endpoint: str | None = None,
          progress: ProgressCallback | None = None, replace_unfinished: bool = False) -> PushResult:
     """Upload the photos of <folder>/<person>/<photo> as an immutable dataset version.
@@ -100,6 +129,8 @@ def push(folder: Path, name: str, version: str, store_uri: str | None = None, s3
     parse_version(version)
     folder = Path(folder)
     photos, skipped = datasets.scan_folder(folder, datasets.TRAIN)
+    photos, unusable = _readable_photos(photos)
+    skipped += unusable
     if not photos:
         raise DatasetError(f"no photos found in {folder}; expected <root>/<person>/<photo> with JPEG, PNG, BMP "
                            "or WebP files")

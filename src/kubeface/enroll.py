@@ -24,7 +24,7 @@ from kubeface import stages
 from kubeface.align import choose_face, crop_face
 from kubeface.catalog import Catalog, check_name, resolve_model, split_model_uri
 from kubeface.classifier import train_svm
-from kubeface.datasets import check_person_name
+from kubeface.datasets import check_person_name, printable_name
 from kubeface.errors import DatasetError, InvalidInputError, KubefaceError
 from kubeface.publish import MODEL_FILE
 from kubeface.recognizer import Recognizer
@@ -56,20 +56,20 @@ def embed_photos(recognizer: Recognizer, paths: list[Path]) -> tuple[list[Enroll
         data = Path(path).read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if digest in seen:
-            photos.append(EnrolledPhoto(str(path), digest, "duplicate", "the same content was given earlier"))
+            photos.append(EnrolledPhoto(printable_name(str(path)), digest, "duplicate", "the same content was given earlier"))
             continue
         seen.add(digest)
         try:
             image = read_image(Path(path))
         except KubefaceError as error:
-            photos.append(EnrolledPhoto(str(path), digest, "unreadable", str(error)))
+            photos.append(EnrolledPhoto(printable_name(str(path)), digest, "unreadable", str(error)))
             continue
         face = choose_face(recognizer.detector.detect(image), image.shape)
         if face is None:
-            photos.append(EnrolledPhoto(str(path), digest, "no_face", "no face detected"))
+            photos.append(EnrolledPhoto(printable_name(str(path)), digest, "no_face", "no face detected"))
             continue
         crops.append(crop_face(image, face, recognizer.align))
-        photos.append(EnrolledPhoto(str(path), digest, "aligned"))
+        photos.append(EnrolledPhoto(printable_name(str(path)), digest, "aligned"))
     size = recognizer.align.image_size
     embeddings = recognizer.embedder.embed(np.asarray(crops, np.uint8).reshape(-1, size, size, 3))
     return photos, embeddings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import struct
 import warnings
 
@@ -56,8 +57,11 @@ def decode_image_oriented(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
             image = ImageOps.exif_transpose(image) or image
             return _to_rgb(image), orientation
     except Image.DecompressionBombError as error:
-        # Image.open rejects more than twice Pillow's limit before the size reaches the check above.
-        raise PayloadTooLargeError(_too_many_pixels(f"over {2 * Image.MAX_IMAGE_PIXELS}", max_pixels)) from error
+        # Image.open rejects more than twice Pillow's limit before the size reaches the check
+        # above; its message carries the image's pixel count.
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        size = found.group(1) if found else f"over {2 * Image.MAX_IMAGE_PIXELS}"
+        raise PayloadTooLargeError(_too_many_pixels(size, max_pixels)) from error
     except UnidentifiedImageError as error:
         raise InvalidInputError(
             f"expected an image ({SUPPORTED_TEXT}); got {len(data)} bytes in no supported format "

@@ -15,7 +15,6 @@ import logging
 import os
 import random
 import re
-import tempfile
 import threading
 import time
 import uuid
@@ -29,7 +28,7 @@ from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
 
 from kubeface.errors import ConfigurationError, InvalidInputError, NotFoundError, StoreError
-from kubeface.store import Store, check_key
+from kubeface.store import Store, check_key, new_file
 
 logger = logging.getLogger(__name__)
 
@@ -398,7 +397,7 @@ class S3Store(Store):
         def get() -> None:
             response = self._client.get_object(self.bucket, name)
             try:
-                with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".download-") as stream:
+                with new_file(path.parent, ".download-") as stream:
                     try:
                         for chunk in response.stream(DOWNLOAD_CHUNK):
                             stream.write(chunk)

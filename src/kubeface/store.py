@@ -6,6 +6,7 @@ Keys are relative POSIX paths such as "models/facenet-classifier/1.0.0/manifest.
 from __future__ import annotations
 
 import abc
+import functools
 import os
 import shutil
 import tempfile
@@ -14,6 +15,31 @@ from pathlib import Path, PurePosixPath
 from kubeface.errors import ConfigurationError, InvalidInputError, NotFoundError, StoreError
 
 DEFAULT_STORE_ENV = "KUBEFACE_STORE"
+
+
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    """Return this process's umask (reading it means setting it, so it is read once)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def new_file(folder: Path, prefix: str):
+    """Open a named temporary file for writing with the usual file mode, not mkstemp's 0600.
+
+    Files kubeface writes are read by other users too (a serving container, say).
+    """
+    stream = tempfile.NamedTemporaryFile(dir=folder, delete=False, prefix=prefix)
+    os.chmod(stream.name, 0o666 & ~_umask())
+    return stream
+
+
+def new_folder(parent: Path, prefix: str) -> Path:
+    """Create a temporary folder with the usual folder mode, not mkdtemp's 0700."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    os.chmod(folder, 0o777 & ~_umask())
+    return folder
 
 
 def default_store_uri() -> str:
@@ -79,7 +105,7 @@ class Store(abc.ABC):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.read_bytes(key)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".download-") as stream:
+        with new_file(path.parent, prefix=".download-") as stream:
             stream.write(data)
         os.replace(stream.name, path)
 
@@ -117,7 +143,7 @@ class LocalStore(Store):
     def write_bytes(self, key: str, data: bytes) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".write-") as stream:
+        with new_file(path.parent, prefix=".write-") as stream:
             stream.write(data)
         os.replace(stream.name, path)
 
@@ -130,7 +156,7 @@ class LocalStore(Store):
     def upload_file(self, key: str, path: Path, sha256: str | None = None) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, prefix=".write-") as stream:
+        with new_file(target.parent, prefix=".write-") as stream:
             pass
         shutil.copyfile(path, stream.name)
         os.replace(stream.name, target)
@@ -140,7 +166,7 @@ class LocalStore(Store):
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write a temporary file, then hard-link it into place: the link fails if the key
         # exists, and a reader never sees a half-written object.
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=".write-") as stream:
+        with new_file(path.parent, prefix=".write-") as stream:
             stream.write(data)
         try:
             os.link(stream.name, path)
