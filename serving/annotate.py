@@ -49,7 +49,8 @@ def draw_faces(image: np.ndarray, faces: list[Face]) -> np.ndarray:
     height_px, width_px = image.shape[:2]
     for face in faces:
         color = box_color(face)
-        x1, y1, x2, y2 = (float(v) for v in face.box)
+        # Whole pixels, rounded: Pillow truncates float corners, which moved the outline by one.
+        x1, y1, x2, y2 = (round(float(v)) for v in face.box)
         draw.rectangle([x1, y1, x2, y2], outline=color, width=width)
         radius = width
         for x, y in np.asarray(face.landmarks, dtype=np.float64).reshape(-1, 2):

@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 
 import httpx
 import numpy as np
@@ -487,7 +488,11 @@ def broken_server(trained_model, tmp_path_factory):
     weights.write_bytes(bytes(data))
     running = start_server(str(copy), log_dir=tmp_path_factory.mktemp("serve-broken"))
     try:
-        running.wait(f"/v2/models/{running.name}/ready", status=503)
+        # Not ready answers 503 while loading too; wait until the load has failed.
+        deadline = time.monotonic() + 180
+        while "still loading" in httpx.get(f"{running.url}/v2/models/{running.name}/ready").text:
+            assert time.monotonic() < deadline, running.log()[-4000:]
+            time.sleep(0.2)
         yield running
     finally:
         running.stop()
