@@ -121,7 +121,7 @@ def run_align(
 
 
 def run_embed(aligned_dir: Path, ir_dir: Path, output_dir: Path) -> dict:
-    """Embed the aligned crops of one shard; writes embeddings.npz and a copy of index.json."""
+    """Embed the aligned crops of one shard; writes embeddings.npz and index.json with the embed settings."""
     from kubeface.embed import Embedder
 
     aligned_dir, output_dir = Path(aligned_dir), Path(output_dir)
@@ -132,7 +132,7 @@ def run_embed(aligned_dir: Path, ir_dir: Path, output_dir: Path) -> dict:
     embeddings = embedder.embed(crops, progress=progress)
     output_dir.mkdir(parents=True, exist_ok=True)
     np.savez(output_dir / EMBEDDINGS_FILE, embeddings=embeddings)
-    write_json(output_dir / INDEX_FILE, read_json(aligned_dir / INDEX_FILE))
+    write_json(output_dir / INDEX_FILE, {**read_json(aligned_dir / INDEX_FILE), "embed": embedder.settings.to_json()})
     return {"embedded": len(embeddings)}
 
 
@@ -153,6 +153,7 @@ def collect_embeddings(shard_dirs: list[Path]) -> tuple[list[dict], np.ndarray, 
         meta["other_rows"] += [r for r in index["rows"] if r["status"] != "aligned"]
         for key in ("align", "dataset", "test_dataset"):
             meta.setdefault(key, index[key])
+        meta.setdefault("embed", index.get("embed"))
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["split"], rows[i]["path"]))
     stacked = np.concatenate(vectors) if vectors else np.zeros((0, 512), np.float32)
     return [rows[i] for i in order], stacked[order], meta
@@ -280,7 +281,8 @@ def run_train(shard_dirs: list[Path], output_dir: Path, test_fraction: float = D
         "seed": seed, "test_fraction": test_fraction, "rows": rows, "train": train, "test": test,
         "notes": notes, "excluded": excluded, "duplicates": duplicates, "skipped": meta["skipped"],
         "unusable": [{"path": f"{r['split']}:{r['path']}", "reason": r.get("reason", r["status"])} for r in dropped],
-        "align": meta["align"], "dataset": meta["dataset"], "test_dataset": meta["test_dataset"],
+        "align": meta["align"], "embed": meta.get("embed"), "dataset": meta["dataset"],
+        "test_dataset": meta["test_dataset"],
     }
     write_json(output_dir / SPLIT_FILE, split)
     logger.info("trained on %d photos of %d people; %d held out", len(train), len(people), len(test))
