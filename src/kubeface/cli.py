@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from kubeface import __version__
+from kubeface.cli_benchmark import add_benchmark
 from kubeface.errors import KubefaceError
 
 logger = logging.getLogger("kubeface")
@@ -143,7 +144,7 @@ def cmd_compile(args) -> int:
     return 0
 
 
-COMMANDS = [add_run, add_recognize, add_compile]
+COMMANDS = [add_run, add_recognize, add_compile, add_benchmark]
 
 
 def build_parser() -> argparse.ArgumentParser:
