@@ -42,6 +42,10 @@ def test_settings_reject_unknown_method():
         AlignSettings(method="affine")
 
 
+def test_settings_default_is_similarity():
+    assert AlignSettings() == AlignSettings(margin=32, image_size=160, method="similarity")
+
+
 def test_settings_from_json_without_method_is_box():
     settings = AlignSettings.from_json({"margin": 20, "image_size": 160})
     assert settings == AlignSettings(margin=20, image_size=160, method="box")
