@@ -94,7 +94,7 @@ def test_drop_missing_names_absent_photos(tmp_path):
     assert absent == ["Bob_Roe/Bob_Roe_0001.jpg"]
 
 
-def test_plan_rejects_wrong_folder(tmp_path):
+def test_plan_pairs_rejects_wrong_folder(tmp_path):
     pairs = _write(tmp_path, "1\nAnn_Doe 1 2\nAnn_Doe 1 Bob_Roe 1\n")
     (tmp_path / "empty").mkdir()
     with pytest.raises(InvalidInputError, match="none of the photos of .* were found"):

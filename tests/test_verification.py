@@ -1,4 +1,4 @@
-"""Verification metrics and the fold protocol on synthetic distances with hand-computed answers."""
+"""Verification metrics and the fold protocol on synthetic distances with results worked out by hand."""
 
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ def test_kfold_two_folds_thresholds_from_other_fold():
 
 
 def test_kfold_per_fold_distances_use_own_row():
-    # Row k holds the distances seen when fold k is held out; the other row must not leak in.
+    # Row k contains the distances used when fold k is held out; the other row must not leak in.
     same = np.array([True, False, True, False])
     folds = np.array([0, 0, 1, 1])
     per_fold = np.array([[9.0, 9.0, 0.1, 0.5],   # fold 0 held out: trains on fold 1's 0.1 / 0.5
