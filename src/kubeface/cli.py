@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from kubeface import __version__
+from kubeface.cli_benchmark import add_benchmark
 from kubeface.cli_catalog import add_dataset, add_model
 from kubeface.cli_grow import add_enroll
 from kubeface.cli_kubeflow import add_submit
@@ -214,7 +215,7 @@ def cmd_compile(args) -> int:
 
 
 COMMANDS = [add_run, add_recognize, add_compile, add_dataset, add_model, add_enroll, add_serve, add_predict,
-            add_submit]
+            add_submit, add_benchmark]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from kubeface.align import AlignSettings, crop_face
 from kubeface.catalog import MANIFEST, resolve_model
 from kubeface.classifier import LinearSVM
 from kubeface.detect import Detector, DetectorSettings
-from kubeface.embed import Embedder
+from kubeface.embed import Embedder, EmbedSettings
 from kubeface.errors import ModelError
 from kubeface.faces import Face
 from kubeface.publish import MODEL_FILE, MODEL_FORMAT
@@ -66,9 +66,10 @@ class Recognizer:
             raise ModelError(model_format_message(self.folder / MODEL_FILE, self.info))
         ir_dir = self.folder / "ir"
         convert.read_ir_info(ir_dir)
-        self.align = AlignSettings(**self.info["align"])
+        # Models written before a setting existed were made with its old value, not today's default.
+        self.align = AlignSettings.from_json(self.info["align"])
         self.detector = Detector(ir_dir, DetectorSettings())
-        self.embedder = Embedder(ir_dir)
+        self.embedder = Embedder(ir_dir, settings=EmbedSettings.from_json(self.info.get("embed")))
         if self.embedder.image_size != self.align.image_size:
             raise ModelError(f"FaceNet IR takes {self.embedder.image_size} px crops but the model was "
                              f"aligned at {self.align.image_size} px")

@@ -17,6 +17,7 @@ import numpy as np
 from kubeface import __version__, convert, dataset_checks, datasets
 from kubeface.align import AlignSettings, choose_face, crop_face
 from kubeface.convert import EMBEDDING_SIZE
+from kubeface.embed import EmbedSettings
 from kubeface.errors import DatasetError, KubefaceError
 from kubeface.progress import StageProgress
 
@@ -196,15 +197,18 @@ def run_embed(aligned_dir: Path, ir_dir: Path, output_dir: Path, s3_endpoint: st
         embeddings = data["embeddings"] if "embeddings" in data else np.full((len(crops), EMBEDDING_SIZE), np.nan)
     embeddings = np.asarray(embeddings, np.float32)
     todo = np.flatnonzero(np.isnan(embeddings).any(axis=1))
+    settings = EmbedSettings()
     if len(todo):
         from kubeface.embed import Embedder
 
         progress = StageProgress("embed", len(todo))
-        embeddings[todo] = Embedder(Path(ir_dir)).embed(crops[todo], progress=progress)
+        embeddings[todo] = Embedder(Path(ir_dir), settings=settings).embed(crops[todo], progress=progress)
     cache_info = index.get("cache") or {"enabled": False}
     if cache_info["enabled"] and len(todo):
         _cache_embeddings(cache_info, s3_endpoint, index["rows"], crops, embeddings, todo)
     index["embed"] = {"computed": int(len(todo)), "cached": int(len(crops) - len(todo))}
+    # The published model records these, so the recognizer embeds the same way.
+    index["embed_settings"] = settings.to_json()
     output_dir.mkdir(parents=True, exist_ok=True)
     np.savez(output_dir / EMBEDDINGS_FILE, embeddings=embeddings)
     write_json(output_dir / INDEX_FILE, index)
@@ -243,6 +247,7 @@ def collect_embeddings(shard_dirs: list[Path]) -> tuple[list[dict], np.ndarray, 
         meta["other_rows"] += [r for r in index["rows"] if r["status"] != "aligned"]
         for key in ("align", "dataset", "test_dataset", "unknown_dataset", "facenet"):
             meta.setdefault(key, index.get(key))
+        meta.setdefault("embed", index.get("embed_settings"))
         _add_cache_counts(meta["cache"], index)
     order = sorted(range(len(rows)), key=lambda i: (rows[i]["split"], rows[i]["path"]))
     stacked = np.concatenate(vectors) if vectors else np.zeros((0, 512), np.float32)
@@ -426,8 +431,8 @@ def run_train(shard_dirs: list[Path], output_dir: Path, test_fraction: float = D
         "skipped": meta["skipped"], "unknown": unknown, "svm_c": svm_c, "cache": meta["cache"],
         "unusable": [{"path": f"{r['split']}:{r['path']}", "reason": r.get("reason", r["status"])} for r in dropped],
         "dropped_people": dropped_people, "several_faces": dataset_checks.several_faces(rows),
-        "align": meta["align"], "dataset": meta["dataset"], "test_dataset": meta["test_dataset"],
-        "unknown_dataset": meta["unknown_dataset"], "facenet": meta["facenet"],
+        "align": meta["align"], "embed": meta.get("embed"), "dataset": meta["dataset"],
+        "test_dataset": meta["test_dataset"], "unknown_dataset": meta["unknown_dataset"], "facenet": meta["facenet"],
     }
     write_json(output_dir / SPLIT_FILE, split)
     logger.info("trained on %d photos of %d people; %d held out; %d photos of unknown people", len(train),
