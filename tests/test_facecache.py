@@ -1,8 +1,5 @@
 """The store's cache of aligned crops and embeddings: keys, entries, damaged objects."""
 
-# TODO: run these tests against the S3 store on a loopback S3 server as well, once kubeface.s3
-# exists in this tree. The cache reaches storage only through Store.read_bytes and write_bytes.
-
 from __future__ import annotations
 
 import hashlib
@@ -14,7 +11,6 @@ from kubeface import facecache
 from kubeface.align import AlignSettings
 from kubeface.detect import DetectorSettings
 from kubeface.facecache import ALIGNED, NO_FACE, CachedFace, FaceCache
-from kubeface.store import LocalStore
 
 IR_INFO = {
     "files": {
@@ -38,9 +34,14 @@ def entry(seed: int = 0) -> CachedFace:
     )
 
 
-@pytest.fixture
-def cache(tmp_path) -> FaceCache:
-    return FaceCache.open(str(tmp_path / "store"), "", IR_INFO, AlignSettings(), DetectorSettings())
+@pytest.fixture(params=["local", "s3"])
+def cache(request, tmp_path) -> FaceCache:
+    """A face cache in a local folder store, and in an S3 store on the loopback SeaweedFS server."""
+    if request.param == "local":
+        uri = str(tmp_path / "store")
+    else:
+        uri = request.getfixturevalue("s3_env").store_uri()
+    return FaceCache.open(uri, "", IR_INFO, AlignSettings(), DetectorSettings())
 
 
 def test_entry_round_trip(cache):
@@ -66,27 +67,26 @@ def test_missing_entry_is_a_miss(cache):
     assert (cache.hits, cache.misses) == (0, 1)
 
 
-def test_object_key_layout(cache, tmp_path):
+def test_object_key_layout(cache):
     cache.put(PHOTO, entry())
     key = f"cache/faces/{cache.namespace}/{PHOTO[:2]}/{PHOTO}.npz"
     assert cache.object_key(PHOTO) == key
-    assert (tmp_path / "store" / key).is_file()
+    assert cache.store.exists(key)
 
 
-def test_damaged_entry_is_a_miss(cache, tmp_path):
+def test_damaged_entry_is_a_miss(cache):
     cache.put(PHOTO, entry())
-    path = tmp_path / "store" / cache.object_key(PHOTO)
-    data = bytearray(path.read_bytes())
+    key = cache.object_key(PHOTO)
+    data = bytearray(cache.store.read_bytes(key))
     data[len(data) // 2] ^= 0xFF
-    path.write_bytes(bytes(data))
+    cache.store.write_bytes(key, bytes(data))
     assert cache.get(PHOTO) is None
     assert cache.misses == 1
 
 
-def test_entry_of_other_photo_rejected(cache, tmp_path):
+def test_entry_of_other_photo_rejected(cache):
     other = hashlib.sha256(b"other").hexdigest()
-    store = LocalStore(tmp_path / "store")
-    store.write_bytes(cache.object_key(PHOTO), facecache.encode_entry(other, cache.namespace, entry()))
+    cache.store.write_bytes(cache.object_key(PHOTO), facecache.encode_entry(other, cache.namespace, entry()))
     assert cache.get(PHOTO) is None
 
 
