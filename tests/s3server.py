@@ -162,7 +162,21 @@ class SeaweedFS:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def objects(self, prefix: str) -> dict[str, bytes]:
-        """Return every object under a store URI's prefix with its content, read independently."""
+        """Return every object under a store URI's prefix with its content, read independently.
+
+        Right after a restart the bucket lists before every volume is loaded again, so reads are
+        retried for up to START_TIMEOUT_SECONDS; this also makes the call a readiness wait.
+        """
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while True:
+            try:
+                return self._read_objects(prefix)
+            except Exception:  # noqa: BLE001 - any failure here means "not ready yet"
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.25)
+
+    def _read_objects(self, prefix: str) -> dict[str, bytes]:
         client = self.client()
         result = {}
         for item in client.list_objects(self.bucket, prefix=prefix, recursive=True):
