@@ -5,7 +5,7 @@ InferRequest.from_bytes, which turns every BYTES element into text with
 ``str(element, "utf-8")``. An image file is not UTF-8, so the request fails with an
 InferenceError, which kserve returns as HTTP 500 with the whole image repeated in the error text. A raw
 image body sent to the v2 route fails too: kserve takes any non-JSON body for the binary
-extension and answers 400 because the Inference-Header-Content-Length header is missing.
+extension and returns 400 because the Inference-Header-Content-Length header is missing.
 
 kubeface therefore registers its own handlers for the two inference routes ahead of kserve's:
 

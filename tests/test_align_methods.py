@@ -68,8 +68,10 @@ def test_centre_face_box_and_landmarks():
     face = align.centre_face((250, 250, 3))
     assert face.box == pytest.approx(np.array(align.CENTRE_BOX) * 250)
     assert face.score == 0.0
-    assert np.all(face.landmarks[:, 0] > face.box[0]) and np.all(face.landmarks[:, 0] < face.box[2])
-    assert np.all(face.landmarks[:, 1] > face.box[1]) and np.all(face.landmarks[:, 1] < face.box[3])
+    assert np.all(face.landmarks[:, 0] > face.box[0])
+    assert np.all(face.landmarks[:, 0] < face.box[2])
+    assert np.all(face.landmarks[:, 1] > face.box[1])
+    assert np.all(face.landmarks[:, 1] < face.box[3])
 
 
 @pytest.fixture(scope="module")

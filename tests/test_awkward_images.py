@@ -216,7 +216,7 @@ def test_exif_rotation_phone_photo(awkward, detector):
 
 
 def test_exif_stale_tag_is_applied(awkward):
-    # The pixels are already upright but the tag says 6: kubeface follows the tag, as documented.
+    # The pixels are already upright but the tag is 6: kubeface follows the tag, as documented.
     path = awkward / "exif_orientation_stale_tag" / "mei_Sony_Cybershot_3.jpg"
     stored = Image.open(path)
     assert stored.size == (311, 450)

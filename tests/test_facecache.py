@@ -48,7 +48,10 @@ def test_entry_round_trip(cache):
     written = entry()
     cache.put(PHOTO, written)
     read = cache.get(PHOTO)
-    assert read.status == ALIGNED and read.faces == 2 and read.box == written.box and read.score == 0.99
+    assert read.status == ALIGNED
+    assert read.faces == 2
+    assert read.box == written.box
+    assert read.score == 0.99
     assert np.array_equal(read.crop, written.crop)
     assert np.array_equal(read.embedding, written.embedding)
     assert (cache.hits, cache.misses, cache.written) == (1, 0, 1)
@@ -58,7 +61,8 @@ def test_no_face_entry_round_trip(cache):
     cache.put(PHOTO, CachedFace(status=NO_FACE, faces=0))
     read = cache.get(PHOTO)
     assert read.status == NO_FACE
-    assert read.crop is None and read.embedding is None
+    assert read.crop is None
+    assert read.embedding is None
     assert read.row_fields() == {"status": NO_FACE, "faces": 0, "reason": "no face detected"}
 
 

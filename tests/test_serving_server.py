@@ -488,7 +488,7 @@ def broken_server(trained_model, tmp_path_factory):
     weights.write_bytes(bytes(data))
     running = start_server(str(copy), log_dir=tmp_path_factory.mktemp("serve-broken"))
     try:
-        # Not ready answers 503 while loading too; wait until the load has failed.
+        # A server still loading returns 503 too; wait until the load has failed.
         deadline = time.monotonic() + 180
         while "still loading" in httpx.get(f"{running.url}/v2/models/{running.name}/ready").text:
             assert time.monotonic() < deadline, running.log()[-4000:]

@@ -115,7 +115,7 @@ class LinearSVM:
             raise ModelError(f"{arrays_path} is not a kubeface classifier: {error}") from error
         pairs = len(model.classes) * (len(model.classes) - 1) // 2
         if model.coef.shape[0] != pairs or len(model.intercept) != pairs:
-            raise ModelError(f"{folder / ARRAYS_FILE} holds {model.coef.shape[0]} pairs; "
+            raise ModelError(f"{folder / ARRAYS_FILE} contains {model.coef.shape[0]} pairs; "
                              f"{len(model.classes)} classes need {pairs}")
         return model
 

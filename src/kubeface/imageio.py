@@ -30,7 +30,7 @@ def decode_image_oriented(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
     The orientation tag (1 to 8, 1 when absent) is always applied, as the EXIF standard says
     and as phones and browsers display photos, so training and serving see the same pixels.
     A stale tag (an editor rotated the pixels but kept the tag) therefore turns a photo
-    sideways. It cannot be told apart reliably: MTCNN finds sideways faces with scores up to
+    sideways. A stale tag cannot be detected reliably: MTCNN finds sideways faces with scores up to
     0.99, so "no face after rotating" does not identify it. The tag is returned so that
     reports can show which photos were rotated.
 
@@ -109,7 +109,12 @@ def _wide_gray_to_rgb(array: np.ndarray) -> np.ndarray:
     top = float(values.max()) if values.size else 0.0
     if array.dtype.kind == "f":
         # Float images (mode F) are read as 0..1 when they fit, else as 8-bit values.
-        scale = 255.0 if top <= 1.0 else (255.0 / top if top > 255.0 else 1.0)
+        if top <= 1.0:
+            scale = 255.0
+        elif top > 255.0:
+            scale = 255.0 / top
+        else:
+            scale = 1.0
     elif top <= 255.0 and array.dtype.itemsize != 2:
         scale = 1.0
     elif top <= 65535.0:
