@@ -37,7 +37,7 @@ from collections.abc import Mapping
 import orjson
 
 from kubeface import runtime
-from kubeface.errors import InvalidInputError
+from kubeface.errors import InvalidInputError, StoreUnavailableError
 from kubeface.recognizer import Recognizer
 from kubeface.serving import annotate, checks, inference, payloads
 from kubeface.serving.kserve_import import kserve  # must come before any kserve import
@@ -52,6 +52,9 @@ PNG_TYPE = "image/png"
 # Requests decoded or recognized at the same time: one runs on the inference thread while the
 # next decodes, and the others wait with their bodies only, which bounds decoded-image memory.
 MAX_ACTIVE_REQUESTS = 2
+# Waits between load attempts while the store cannot be reached: 2, 4, 8, ... up to 30 s.
+LOAD_RETRY_FIRST_DELAY_SECONDS = 2.0
+LOAD_RETRY_MAX_DELAY_SECONDS = 30.0
 
 
 @dataclasses.dataclass
@@ -84,6 +87,9 @@ class FacePredictor(kserve.Model):
         self.settings = settings or ServingSettings()
         self.recognizer: Recognizer | None = None
         self.load_error: str | None = None
+        self.waiting_for_store: str | None = None
+        """While a load waits to retry an unreachable store: the last error and the next delay."""
+        self._stopping = threading.Event()
         self._load_lock = threading.Lock()
         self._loader: threading.Thread | None = None
         self._inference = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeface-infer")
@@ -112,37 +118,63 @@ class FacePredictor(kserve.Model):
     def load(self) -> bool:
         """Resolve, verify, check and warm up the model; returns whether it is ready.
 
-        Returns at once while another load runs or after a load failed. A failed load is not
-        retried, since a missing file, a checksum mismatch or a wrong network stays wrong.
+        Returns at once while another load runs or after a load failed. A store that cannot be
+        reached (StoreUnavailableError, raised once the store's own retries are spent) is tried
+        again with backoff for up to settings.load_retry_seconds, so a pod that starts while
+        the S3 endpoint is briefly down becomes ready once it is back. Any other failure is
+        final, since a missing file, a checksum mismatch or a wrong network stays wrong.
         """
         if self.ready:
             return True
         if not self._load_lock.acquire(blocking=False):
             return False
         try:
-            # TODO: retry transient store errors (an S3 endpoint briefly unreachable) with backoff;
-            # until then such a pod stays not ready until it is restarted.
             if self.load_error is not None:
                 return False
             start = time.perf_counter()
-            logger.info("loading model %s", self.model_uri)
-            try:
-                recognizer = Recognizer.from_uri(self.model_uri, self.s3_endpoint)
-                checks.check_recognizer(recognizer)
-                recognizer.embedder.batch_size = self.settings.embed_batch_size
-                checks.warm_up(recognizer)
-            # Any failure, whatever its type, must leave the predictor not ready with the error
-            # on record: this runs in the loader thread, where an exception would be lost.
-            except Exception as error:  # noqa: BLE001
-                self.load_error = f"model {self.model_uri} failed to load: {type(error).__name__}: {error}"
-                logger.error("%s", self.load_error, exc_info=True)
-                return False
+            attempt = 0
+            while True:
+                attempt += 1
+                logger.info("loading model %s (attempt %d)", self.model_uri, attempt)
+                try:
+                    recognizer = self._load_recognizer()
+                    break
+                except StoreUnavailableError as error:
+                    waited = time.perf_counter() - start
+                    delay = min(LOAD_RETRY_MAX_DELAY_SECONDS, LOAD_RETRY_FIRST_DELAY_SECONDS * 2 ** (attempt - 1))
+                    if waited + delay > self.settings.load_retry_seconds or self._stopping.is_set():
+                        self._fail(error, f" (gave up after {attempt} attempt{'s' if attempt > 1 else ''} in {waited:.0f} s)")
+                        return False
+                    self.waiting_for_store = f"{error} (attempt {attempt}; retrying in {delay:.0f} s)"
+                    logger.warning("model %s: the store cannot be reached: %s; retrying in %.0f s",
+                                   self.model_uri, error, delay)
+                    if self._stopping.wait(delay):
+                        self._fail(error, " (stopped while waiting for the store)")
+                        return False
+                # Any failure, whatever its type, must leave the predictor not ready with the error
+                # on record: this runs in the loader thread, where an exception would be lost.
+                except Exception as error:  # noqa: BLE001
+                    self._fail(error)
+                    return False
             self.recognizer = recognizer
+            self.waiting_for_store = None
             self.ready = True
             self._log_settings(time.perf_counter() - start)
             return True
         finally:
             self._load_lock.release()
+
+    def _load_recognizer(self) -> Recognizer:
+        recognizer = Recognizer.from_uri(self.model_uri, self.s3_endpoint)
+        checks.check_recognizer(recognizer)
+        recognizer.embedder.batch_size = self.settings.embed_batch_size
+        checks.warm_up(recognizer)
+        return recognizer
+
+    def _fail(self, error: Exception, suffix: str = "") -> None:
+        self.waiting_for_store = None
+        self.load_error = f"model {self.model_uri} failed to load: {type(error).__name__}: {error}{suffix}"
+        logger.error("%s", self.load_error, exc_info=not isinstance(error, StoreUnavailableError))
 
     def status(self) -> str:
         """Describe the load state in one sentence, for readiness responses and logs."""
@@ -150,10 +182,13 @@ class FacePredictor(kserve.Model):
             return f"model {self.name} is ready"
         if self.load_error:
             return self.load_error
+        if self.waiting_for_store:
+            return f"model {self.model_uri} is waiting for its store: {self.waiting_for_store}"
         return f"model {self.model_uri} is still loading"
 
     def stop(self) -> None:
         self.ready = False
+        self._stopping.set()
         self._inference.shutdown(wait=False, cancel_futures=True)
 
     def describe(self) -> dict:

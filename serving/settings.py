@@ -26,6 +26,9 @@ class ServingSettings:
     embed_batch_size: int = 64
     """Maximum number of face crops FaceNet embeds in one inference call; a request with up to this many
     faces is embedded in a single batch."""
+    load_retry_seconds: int = 600
+    """How long a model load keeps retrying a store it cannot reach, in seconds, before
+    the predictor gives up and stays not ready."""
     ui: bool = True
     """Whether GET / returns the upload page."""
 

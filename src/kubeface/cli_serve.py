@@ -37,6 +37,8 @@ def add_serve(subparsers) -> None:
                         "(default: $KUBEFACE_SERVE_MAX_IMAGES or 16)")
     parser.add_argument("--embed-batch-size", type=int, default=None, help="maximum number of faces embedded in one "
                         "FaceNet call (default: $KUBEFACE_SERVE_EMBED_BATCH_SIZE or 64)")
+    parser.add_argument("--load-retry-seconds", type=int, default=None, help="how long to keep retrying a model "
+                        "store it cannot reach (default: $KUBEFACE_SERVE_LOAD_RETRY_SECONDS or 600)")
     parser.add_argument("--no-ui", action="store_true", help="do not serve the upload page at / "
                         "(default: $KUBEFACE_SERVE_UI, on unless 0, false, no or off)")
     parser.set_defaults(handler=cmd_serve)
@@ -54,7 +56,7 @@ def cmd_serve(args) -> int:
 
     settings = ServingSettings.from_env(
         max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels, max_images=args.max_images,
-        embed_batch_size=args.embed_batch_size, ui=False if args.no_ui else None,
+        embed_batch_size=args.embed_batch_size, load_retry_seconds=args.load_retry_seconds, ui=False if args.no_ui else None,
     )
     name = args.name or served_name(args.model)
     # The settings in force and one line per request are logged at INFO; uvicorn.error logs where

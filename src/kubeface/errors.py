@@ -43,6 +43,13 @@ class StoreError(KubefaceError):
     """The store could not be read or written."""
 
 
+class StoreUnavailableError(StoreError):
+    """The store could not be reached, or returned server errors, through every retry.
+
+    It may work again later, unlike a missing object or rejected credentials.
+    """
+
+
 class NotFoundError(StoreError):
     """A dataset or model version does not exist in the store."""
 

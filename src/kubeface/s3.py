@@ -27,7 +27,7 @@ import urllib3
 from minio import Minio
 from minio.error import InvalidResponseError, S3Error, ServerError
 
-from kubeface.errors import ConfigurationError, InvalidInputError, NotFoundError, StoreError
+from kubeface.errors import ConfigurationError, InvalidInputError, NotFoundError, StoreError, StoreUnavailableError
 from kubeface.store import Store, check_key, new_file
 
 logger = logging.getLogger(__name__)
@@ -315,7 +315,7 @@ class S3Store(Store):
             logger.warning("%s: cannot %s (%s), attempt %d of %d; retrying in %.1f s",
                            self._where(), action, _reason(failure), attempt, self.max_attempts, delay)
             time.sleep(delay)
-        raise StoreError(
+        raise StoreUnavailableError(
             f"{self._where()}: cannot {action} after {self.max_attempts} attempts: {_reason(failure)}; "
             f"check that the server is running and that --s3-endpoint or {ENDPOINT_ENV} names it"
         ) from None
