@@ -43,7 +43,7 @@ def add_run(subparsers) -> None:
                         "which the rejection thresholds are chosen, in [0, 1) (default: 0.01)")
     parser.add_argument("--no-embedding-cache", action="store_true", help="align and embed every photo "
                         "instead of reusing the store's cached crops and embeddings")
-    parser.add_argument("--margin", type=int, default=32, help="pixels added around each face box in total")
+    parser.add_argument("--margin", type=int, default=24, help="pixels added around each face box in total")
     parser.add_argument("--image-size", type=int, default=160, help="side of the face crop in pixels")
     parser.add_argument("--precision", default="FP32", choices=["FP32", "FP16"], help="IR weight precision")
     parser.add_argument("--shards", type=positive_int, default=1, help="parallel align and embed tasks (>= 1)")
@@ -143,24 +143,11 @@ def add_recognize(subparsers) -> None:
     parser.set_defaults(handler=cmd_recognize)
 
 
-def _image_files(paths: list[str]) -> list[Path]:
-    from kubeface.imageio import IMAGE_SUFFIXES
-
-    files = []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        else:
-            files.append(path)
-    return files
-
-
 def cmd_recognize(args) -> int:
-    from kubeface.imageio import read_image
+    from kubeface.imageio import image_files, read_image
     from kubeface.recognizer import Recognizer
 
-    files = _image_files(args.paths)
+    files = image_files(args.paths)
     if not files:
         raise InvalidInputError(f"no image files found in {', '.join(args.paths)}; "
                                 f"pass image files or folders that contain some")

@@ -47,12 +47,13 @@ def add_enroll(subparsers) -> None:
 
 
 def cmd_enroll(args) -> int:
-    from kubeface.enroll import enroll, image_paths, summary_text, to_json
+    from kubeface.enroll import enroll, summary_text, to_json
+    from kubeface.imageio import image_files
 
     result = enroll(
         args.model,
         args.person,
-        image_paths(args.images),
+        image_files(args.images),
         store_uri=args.store,
         model_name=args.model_name,
         s3_endpoint=args.s3_endpoint,

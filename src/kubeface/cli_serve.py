@@ -113,10 +113,10 @@ def add_predict(subparsers) -> None:
 
 
 def cmd_predict(args) -> int:
-    from kubeface.cli import _image_files
+    from kubeface.imageio import image_files
     from kubeface.serving import client
 
-    files = _image_files(args.images)
+    files = image_files(args.images)
     if not files:
         raise ConfigurationError(f"no image files found in {', '.join(args.images)}")
     url = client.predict_url(args.url, args.name, timeout=args.timeout)

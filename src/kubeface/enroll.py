@@ -265,22 +265,6 @@ def _assemble(
     return info
 
 
-def image_paths(arguments: list[str]) -> list[Path]:
-    """Expand files and folders (searched recursively) into image files, in a stable order."""
-    from kubeface.imageio import IMAGE_SUFFIXES
-
-    paths = []
-    for raw in arguments:
-        path = Path(raw)
-        if path.is_dir():
-            paths += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise InvalidInputError(f"photo {raw} does not exist; pass image files or folders")
-    return paths
-
-
 def summary_text(result: dict) -> str:
     """Return the lines `kubeface enroll` prints."""
     used = [p for p in result["photos"] if p["status"] == "aligned"]

@@ -6,6 +6,7 @@ import io
 import re
 import struct
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -144,3 +145,20 @@ def encode_png(image: np.ndarray) -> bytes:
     if not ok:
         raise InvalidInputError(f"cannot encode an image of shape {image.shape} as PNG")
     return buffer.tobytes()
+
+
+def image_files(arguments: list[str]) -> list[Path]:
+    """Expand files and folders (searched recursively for IMAGE_SUFFIXES) into files, in a stable order.
+
+    A file named directly is kept whatever its suffix; a path that does not exist is an error.
+    """
+    files = []
+    for raw in arguments:
+        path = Path(raw)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.exists():
+            files.append(path)
+        else:
+            raise InvalidInputError(f"photo {raw} does not exist; pass image files or folders that contain some")
+    return files
