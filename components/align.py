@@ -8,7 +8,7 @@ from kubeface.imagerefs import COMPONENT_IMAGE
 
 @dsl.component(base_image=COMPONENT_IMAGE, install_kfp_package=False)
 def align(dataset: Input[Dataset], ir: Input[Model], aligned: Output[Dataset], shard_index: int = 0,
-          shard_count: int = 1, margin: int = 32, image_size: int = 160, embedding_cache: bool = True,
+          shard_count: int = 1, margin: int = 24, image_size: int = 160, embedding_cache: bool = True,
           store_uri: str = "", s3_endpoint: str = ""):
     """Detect, choose and crop the face of each photo in one shard of the dataset.
 

@@ -32,7 +32,7 @@ def training_pipeline(
     s3_endpoint: str = "",
     model_name: str = "facenet-classifier",
     min_accuracy: float = 0.9,
-    margin: int = 32,
+    margin: int = 24,
     image_size: int = 160,
     precision: str = "FP32",
     shards: int = 1,

@@ -42,8 +42,8 @@ def test_settings_reject_unknown_method():
         AlignSettings(method="affine")
 
 
-def test_settings_default_is_similarity():
-    assert AlignSettings() == AlignSettings(margin=32, image_size=160, method="similarity")
+def test_settings_default_is_box_with_24_px():
+    assert AlignSettings() == AlignSettings(margin=24, image_size=160, method="box")
 
 
 def test_settings_from_json_without_method_is_box():
@@ -51,9 +51,9 @@ def test_settings_from_json_without_method_is_box():
     assert settings == AlignSettings(margin=20, image_size=160, method="box")
 
 
-def test_template_points_default_settings():
-    # With the default margin, the template is where box crops put an average face's landmarks.
-    points = align.template_points(AlignSettings())
+def test_template_points_32_px_margin():
+    # The template is where box crops of the same margin put an average face's landmarks.
+    points = align.template_points(AlignSettings(margin=32, method="similarity"))
     width, height = align.TYPICAL_BOX_SIZE
     expected_x = (align.FIVE_POINT_LAYOUT[:, 0] * width + 16) / (width + 32) * 160
     expected_y = (align.FIVE_POINT_LAYOUT[:, 1] * height + 16) / (height + 32) * 160
@@ -119,4 +119,4 @@ def test_box_crop_unchanged_by_method_field(tilted_photo):
     x1, y1, x2, y2 = align.crop_box(face, image.shape, 32)
     expected = cv2.resize(image[y1:y2, x1:x2], (160, 160),
                           interpolation=cv2.INTER_AREA if y2 - y1 > 160 else cv2.INTER_LINEAR)
-    assert np.array_equal(align.crop_face(image, face, AlignSettings(method="box")), expected)
+    assert np.array_equal(align.crop_face(image, face, AlignSettings(margin=32, method="box")), expected)

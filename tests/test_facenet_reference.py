@@ -107,9 +107,9 @@ def test_dynamic_batch_same_embeddings(ir_dir, bundled_crops):
 
 
 def test_golden_distance_matrix(embedder, detector, demo_root):
-    # The golden values were measured on box-and-margin crops, so the crop method is fixed here
-    # and a change of the default alignment does not move them.
-    box = AlignSettings(method="box")
+    # The golden values were measured on box crops with a 32 px margin, so the crop settings are
+    # fixed here and a change of the default alignment does not move them.
+    box = AlignSettings(margin=32, method="box")
     crops = np.stack([_crop(detector, demo_root / "test" / name, box) for name in GOLDEN_PHOTOS])
     embeddings = embedder.embed(crops)
     distances = np.linalg.norm(embeddings[:, None] - embeddings[None, :], axis=2)

@@ -201,7 +201,7 @@ def test_parameters_and_defaults(spec):
     expected = {
         "dataset_uri": ("STRING", None), "test_dataset_uri": ("STRING", ""), "store_uri": ("STRING", ""),
         "s3_endpoint": ("STRING", ""), "model_name": ("STRING", "facenet-classifier"),
-        "min_accuracy": ("NUMBER_DOUBLE", 0.9), "margin": ("NUMBER_INTEGER", 32),
+        "min_accuracy": ("NUMBER_DOUBLE", 0.9), "margin": ("NUMBER_INTEGER", 24),
         "image_size": ("NUMBER_INTEGER", 160), "precision": ("STRING", "FP32"),
         "shards": ("NUMBER_INTEGER", 1), "deploy": ("BOOLEAN", False), "serving_namespace": ("STRING", ""),
         "isvc_name": ("STRING", "kubeface"), "canary_traffic_percent": ("NUMBER_INTEGER", 100),

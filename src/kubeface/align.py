@@ -1,10 +1,10 @@
 """Choose the face of a training photo and cut it out as the network's square input.
 
-There are two alignment methods. "box" crops the detected box plus a margin and stretches it
-to a square, as FaceNet's own dataset alignment does. "similarity", the default, maps the five
+There are two alignment methods. "box", the default, crops the detected box plus a margin and
+stretches it to a square, as FaceNet's own dataset alignment does. "similarity" maps the five
 detected landmarks onto a template with a least-squares similarity transform, so a tilted head
-is levelled and every face gets the same framing whatever its size. On LFW's View 1 pairs it
-scores about 0.3 percentage points higher than "box" (BENCHMARKS.md).
+is levelled and every face gets the same framing whatever its size. On LFW's View 1 pairs,
+"box" with a 24 px margin scored highest of the margins and methods tried (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -24,14 +24,16 @@ ALIGN_METHODS = ("box", "similarity")
 class AlignSettings:
     """Settings that turn a detected face into the network's square input crop."""
 
-    margin: int = 32
+    margin: int = 24
     """Pixels added around the detected box in total (half on each side), before resizing.
-    The similarity method frames every face as a box crop frames a face of TYPICAL_BOX_SIZE."""
+    The similarity method frames every face as a box crop frames a face of TYPICAL_BOX_SIZE.
+    By our estimate, 24 px frames a face of LFW's size about as FaceNet 20180408-102900 saw
+    faces in training (box plus 44 px at 182 px, then the central 160 px)."""
     image_size: int = 160
     """Side of the square crop fed to FaceNet, in pixels."""
-    method: str = "similarity"
-    """"similarity": the five landmarks mapped onto the layout that box crops have on average
-    (FIVE_POINT_LAYOUT); "box": the box plus margin stretched to a square."""
+    method: str = "box"
+    """"box": the box plus margin stretched to a square; "similarity": the five landmarks mapped
+    onto the layout that box crops have on average (FIVE_POINT_LAYOUT)."""
 
     def __post_init__(self):
         if self.method not in ALIGN_METHODS:

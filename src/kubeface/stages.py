@@ -61,7 +61,7 @@ def run_align(
     test_dataset_uri: str = "",
     shard_index: int = 0,
     shard_count: int = 1,
-    margin: int = 32,
+    margin: int = 24,
     image_size: int = 160,
     s3_endpoint: str = "",
     unknown_dataset_uri: str = "",
