@@ -102,6 +102,17 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+def _parse_time(text) -> dt.datetime | None:
+    """Return an aware datetime from an ISO time written by utc_now; None when it is not one."""
+    if not isinstance(text, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.timezone.utc)
+
+
 class Catalog:
     """Models and datasets of one store."""
 
@@ -201,6 +212,11 @@ class Catalog:
             "metadata": metadata,
         }
         data = json.dumps(manifest, indent=2, ensure_ascii=False).encode()
+        if self._read_claim(kind, name, version).get("pruned"):
+            raise StoreError(
+                f"{kind[:-1]} {name} version {version} in {self.store.uri} was pruned as abandoned while this "
+                f"upload ran, so its files may be gone; it is not sealed; publish again"
+            )
         if not self.store.create_exclusive(f"{prefix}/{MANIFEST}", data):
             raise_exists(kind, name, version, self.store.uri)
         logger.info("published %s %s version %s to %s", kind[:-1], name, version, self.store.uri)
@@ -222,6 +238,10 @@ class Catalog:
             existing = {}
         if not isinstance(existing, dict):
             existing = {}
+        if existing.get("pruned"):
+            logger.info("claiming %s %s version %s again after it was pruned", kind[:-1], name, version)
+            self.store.write_bytes(claim_key, claim)
+            return False
         if existing.get("files_sha256") == json.loads(claim)["files_sha256"]:
             logger.info("resuming the unfinished %s %s version %s started %s", kind[:-1], name, version,
                         existing.get("started", "earlier"))
@@ -239,8 +259,8 @@ class Catalog:
         return False
 
     def _claim_next(self, kind: str, name: str, claim: bytes) -> str:
-        # TODO: a publisher that dies leaves its claim and objects behind; the version number is
-        # skipped and the objects stay until removed by hand, since no prune command exists yet.
+        # A publisher that dies leaves its claim and objects behind. The number stays skipped,
+        # and prune_unfinished removes the objects.
         for _ in range(MAX_CLAIM_ATTEMPTS):
             version = next_version(self.versions(kind, name, sealed_only=False))
             if self.store.create_exclusive(self.claim_key(kind, name, version), claim):
@@ -257,6 +277,83 @@ class Catalog:
             return entry["path"], "uploaded"
 
         run_parallel(upload, entries, self.store.parallelism, (lambda result: progress(*result)) if progress else None)
+
+    def _read_claim(self, kind: str, name: str, version: str) -> dict:
+        """Return a version's claim as a dict; {} when it is missing or unreadable."""
+        for key in (self.claim_key(kind, name, version), f"{self._prefix(kind, name, version)}/{LEGACY_CLAIM}"):
+            try:
+                claim = json.loads(self.store.read_bytes(key))
+            except NotFoundError:
+                continue
+            except ValueError:
+                return {}
+            return claim if isinstance(claim, dict) else {}
+        return {}
+
+    def unfinished(self, kind: str, name: str) -> list[dict]:
+        """Return the versions claimed but never sealed: version, started, pruned and objects.
+
+        started and pruned are the ISO times recorded in the claim (None when absent); objects
+        counts what is stored under the version's folder.
+        """
+        sealed = set(self.versions(kind, name))
+        rows = []
+        for version in self.versions(kind, name, sealed_only=False):
+            if version in sealed:
+                continue
+            claim = self._read_claim(kind, name, version)
+            objects = [key for key in self.store.list(f"{self._prefix(kind, name, version)}/")
+                       if not key.endswith(f"/{LEGACY_CLAIM}")]
+            rows.append({"version": version, "started": claim.get("started"), "pruned": claim.get("pruned"),
+                         "objects": len(objects)})
+        return rows
+
+    def prune_unfinished(self, kind: str, name: str, older_than: dt.timedelta, dry_run: bool = False,
+                         now: dt.datetime | None = None) -> list[dict]:
+        """Delete the objects of unfinished versions started more than older_than ago.
+
+        The claim stays, marked pruned, so the version number is never given out again, and a
+        publisher still uploading to it fails when it checks the claim before sealing. One that
+        seals in the instant between the mark and the deletion leaves a version whose fetch
+        fails its checksums, so a safe age is far longer than any upload.
+        A claim without a readable start time is left alone. Returns unfinished()'s rows, each
+        with "action": "pruned" (or "would prune" with dry_run), "kept" or "already pruned",
+        and "reason".
+        """
+        if older_than < dt.timedelta(0):
+            raise InvalidInputError(f"the age of versions to prune must be >= 0; got {older_than}")
+        now = now or dt.datetime.now(dt.timezone.utc)
+        rows = []
+        for row in self.unfinished(kind, name):
+            version, started = row["version"], _parse_time(row["started"])
+            if row["pruned"] and row["objects"] == 0:
+                row.update(action="already pruned", reason=f"pruned {row['pruned']}")
+            elif started is None:
+                row.update(action="kept", reason="its claim records no start time")
+            elif now - started < older_than:
+                row.update(action="kept", reason=f"started {row['started']}, less than {older_than} ago")
+            elif dry_run:
+                row.update(action="would prune", reason=f"started {row['started']}")
+            else:
+                self._prune(kind, name, version, now)
+                row.update(action="pruned", reason=f"started {row['started']}")
+            rows.append(row)
+        return rows
+
+    def _prune(self, kind: str, name: str, version: str, now: dt.datetime) -> None:
+        prefix = self._prefix(kind, name, version)
+        claim = self._read_claim(kind, name, version)
+        claim["pruned"] = now.replace(microsecond=0).isoformat()
+        # Mark the claim first: a publisher checks it just before sealing.
+        self.store.write_bytes(self.claim_key(kind, name, version), json.dumps(claim).encode())
+        if self.store.exists(f"{prefix}/{MANIFEST}"):
+            # Sealed between the listing and now: leave it whole.
+            logger.warning("%s %s version %s was sealed meanwhile; not pruned", kind[:-1], name, version)
+            return
+        keys = list(self.store.list(f"{prefix}/"))
+        for key in keys:
+            self.store.delete(key)
+        logger.info("pruned %s %s version %s: deleted %d objects", kind[:-1], name, version, len(keys))
 
     def fetch(self, kind: str, name: str, version: str, destination: Path | None = None) -> Path:
         """Return a local folder with a version's files, every checksum verified.

@@ -1,7 +1,8 @@
-"""`kubeface dataset push|list|show` and `kubeface model list|show`: the catalog from the command line."""
+"""`kubeface dataset push|list|show|prune` and `kubeface model list|show|prune`: the catalog from the command line."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 
@@ -20,7 +21,7 @@ def _add_store_options(parser) -> None:
 
 
 def add_dataset(subparsers) -> None:
-    parser = subparsers.add_parser("dataset", help="push, list and show dataset versions in the catalog")
+    parser = subparsers.add_parser("dataset", help="push, list, show and prune dataset versions in the catalog")
     commands = parser.add_subparsers(dest="dataset_command", required=True)
 
     push = commands.add_parser("push", help="upload <DIR>/<person>/<photo> as a new, immutable dataset version")
@@ -43,10 +44,11 @@ def add_dataset(subparsers) -> None:
     show.add_argument("--files", action="store_true", help="also list every file with its sha256 and size")
     _add_store_options(show)
     show.set_defaults(handler=cmd_show, kind="dataset")
+    _add_prune(commands, "dataset")
 
 
 def add_model(subparsers) -> None:
-    parser = subparsers.add_parser("model", help="list and show published model versions")
+    parser = subparsers.add_parser("model", help="list, show and prune published model versions")
     commands = parser.add_subparsers(dest="model_command", required=True)
 
     listing = commands.add_parser("list", help="list models and their versions with accuracy")
@@ -60,6 +62,19 @@ def add_model(subparsers) -> None:
     show.add_argument("--files", action="store_true", help="also list every file with its sha256 and size")
     _add_store_options(show)
     show.set_defaults(handler=cmd_show, kind="model")
+    _add_prune(commands, "model")
+
+
+def _add_prune(commands, kind: str) -> None:
+    prune = commands.add_parser(
+        "prune", help=f"delete the files of unfinished {kind} versions whose upload was abandoned")
+    prune.add_argument("name", help=f"{kind} name")
+    prune.add_argument("--older-than", type=float, required=True, metavar="HOURS",
+                       help="prune only versions whose upload started at least this many hours ago; "
+                            "choose far more than the longest upload")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be pruned and delete nothing")
+    _add_store_options(prune)
+    prune.set_defaults(handler=cmd_prune, kind=kind)
 
 
 def cmd_dataset_push(args) -> int:
@@ -198,3 +213,23 @@ def _show_lines(kind: str, row: dict) -> list[str]:
     for entry in row.get("file_list", []):
         lines.append(f"  {entry['sha256']}  {entry['size']:>10}  {entry['path']}")
     return lines
+
+
+def cmd_prune(args) -> int:
+    kind = KINDS[args.kind]
+    if not args.older_than >= 0:
+        raise InvalidInputError(f"invalid --older-than {args.older_than}: expected hours >= 0, for example 24")
+    catalog = Catalog.open(args.store, args.s3_endpoint)
+    rows = catalog.prune_unfinished(kind, args.name, dt.timedelta(hours=args.older_than), dry_run=args.dry_run)
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    if not rows:
+        print(f"no unfinished version of {args.kind} {args.name} in {catalog.store.uri}", file=sys.stderr)
+        return 0
+    table = [("VERSION", "OBJECTS", "ACTION", "REASON")]
+    table += [(r["version"], str(r["objects"]), r["action"], r["reason"]) for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    return 0
