@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import shutil
+import unicodedata
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from kubeface.catalog import resolve_model, split_model_uri, verify_folder
+from kubeface.catalog import Catalog, resolve_model, split_model_uri, verify_folder
 from kubeface.cli import main
 from kubeface.enroll import destination, enroll
 from kubeface.errors import DatasetError, InvalidInputError
@@ -129,6 +130,30 @@ def test_enroll_without_any_face_fails(parent, tmp_path):
 def test_enroll_rejects_path_in_person_name(parent, demo_root):
     with pytest.raises(DatasetError, match="invalid person name '../x'"):
         enroll(parent, "../x", [demo_root / "unknown" / "Holly_Hunter_0001.jpg"])
+
+
+def test_enroll_rejects_other_persons_training_photos(parent, demo_root):
+    photos = sorted((demo_root / "dataset" / "Tony_Blair").glob("*.jpg"))[:3]
+    versions_before = Catalog.open(split_model_uri(parent)[0]).versions("models", "faces")
+    with pytest.raises(DatasetError) as caught:
+        enroll(parent, "Fake_Tony", photos)
+    message = str(caught.value)
+    assert message.startswith("3 of the photos given for 'Fake_Tony' are training photos of other people: ")
+    assert message.count("to a photo of Tony_Blair)") == 3
+    assert Catalog.open(split_model_uri(parent)[0]).versions("models", "faces") == versions_before
+
+
+def test_enroll_name_forms_are_one_person(parent, demo_root, tmp_path):
+    store = str(tmp_path / "store")
+    photos = sorted((demo_root / "new_person" / "dataset" / PERSON).glob("*.jpg"))
+    composed = "Jos\u00e9 \u00d1\u00fa\u00f1ez"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert decomposed != composed
+    first = enroll(parent, composed, photos[:4], store_uri=store, model_name="names")
+    second = enroll(first["model_uri"], decomposed, photos[4:8], store_uri=store, model_name="names")
+    assert second["new_person"] is False
+    assert second["labels"].count(composed) == 1
+    assert decomposed not in second["labels"]
 
 
 def test_model_folder_needs_destination(tmp_path):

@@ -16,6 +16,7 @@ import json
 import logging
 import shutil
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,9 @@ from kubeface.recognizer import Recognizer
 from kubeface.rejection import DEFAULT_TARGET_FAR, ROC_PNG, calibrate, plot_roc, roc_points
 
 logger = logging.getLogger(__name__)
+
+# Largest embedding distance at which an enrolled photo counts as a copy of a training photo.
+DUPLICATE_DISTANCE = 0.1
 
 
 @dataclasses.dataclass
@@ -75,6 +79,30 @@ def embed_photos(recognizer: Recognizer, paths: list[Path]) -> tuple[list[Enroll
     return photos, embeddings
 
 
+def _reject_other_people_photos(photos: list[EnrolledPhoto], new_embeddings: np.ndarray, gallery: np.ndarray,
+                                gallery_names: list[str], person: str) -> None:
+    """Refuse photos that are (nearly) a training photo of someone else, which would corrupt both people.
+
+    The same photo gives the same embedding (distance 0), while the two closest different photos
+    of one person in the bundled demo set lie 0.36 apart.
+    """
+    if not len(new_embeddings) or not len(gallery):
+        return
+    used = [p for p in photos if p.status == "aligned"]
+    distances = np.linalg.norm(new_embeddings[:, None, :] - gallery[None, :, :], axis=2)
+    clashes = []
+    for row, photo in enumerate(used):
+        nearest = int(np.argmin(distances[row]))
+        if distances[row, nearest] <= DUPLICATE_DISTANCE and gallery_names[nearest] != person:
+            clashes.append(f"{photo.path} (distance {distances[row, nearest]:.3f} to a photo of "
+                           f"{gallery_names[nearest]})")
+    if clashes:
+        raise DatasetError(
+            f"{len(clashes)} of the photos given for {person!r} are training photos of other people: "
+            + "; ".join(clashes) + "; remove them, or check that the person name is right"
+        )
+
+
 def destination(model_uri: str, store_uri: str | None, model_name: str | None) -> tuple[str, str, str | None]:
     """Return (store URI, model name, parent version) for the new version.
 
@@ -107,7 +135,8 @@ def enroll(
 
     Returns a summary with the new model URI, the photos used and the rejection thresholds.
     """
-    person = check_person_name(person)
+    # The same normal form as dataset folder names, so a name typed in either form is one person.
+    person = check_person_name(unicodedata.normalize("NFC", person))
     if not images:
         raise InvalidInputError(f"no photos given for {person!r}; pass one or more image files or folders")
     store_uri, name, parent_version = destination(model_uri, store_uri, model_name)
@@ -126,6 +155,7 @@ def enroll(
             gallery["unknown"] if "unknown" in gallery else np.zeros((0, embeddings.shape[1]), np.float32)
         )
         unknown_people = [str(p) for p in gallery["unknown_people"]] if "unknown_people" in gallery else []
+    _reject_other_people_photos(photos, new_embeddings, embeddings, names, person)
     embeddings = np.concatenate([embeddings, new_embeddings])
     names += [person] * len(new_embeddings)
     settings = recognizer.classifier.settings
