@@ -37,7 +37,7 @@ from collections.abc import Mapping
 import orjson
 
 from kubeface import runtime
-from kubeface.errors import InvalidInputError, StoreUnavailableError
+from kubeface.errors import InvalidInputError, KubefaceError, StoreUnavailableError
 from kubeface.recognizer import Recognizer
 from kubeface.serving import annotate, checks, inference, payloads
 from kubeface.serving.kserve_import import kserve  # must come before any kserve import
@@ -174,7 +174,8 @@ class FacePredictor(kserve.Model):
     def _fail(self, error: Exception, suffix: str = "") -> None:
         self.waiting_for_store = None
         self.load_error = f"model {self.model_uri} failed to load: {type(error).__name__}: {error}{suffix}"
-        logger.error("%s", self.load_error, exc_info=not isinstance(error, StoreUnavailableError))
+        # kubeface's own errors carry the whole story in their message; others get the traceback.
+        logger.error("%s", self.load_error, exc_info=not isinstance(error, KubefaceError))
 
     def status(self) -> str:
         """Describe the load state in one sentence, for readiness responses and logs."""

@@ -10,7 +10,7 @@ import pytest
 
 from kubeface.catalog import Catalog
 from kubeface.cli import main
-from kubeface.errors import StoreError
+from kubeface.errors import StoreError, VersionExistsError
 
 BACKENDS = ["local", "s3", "s3-listing"]
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.timezone.utc)
@@ -144,6 +144,36 @@ def test_explicit_version_published_again_after_prune(tmp_path):
     assert sorted(p.name for p in fetched.iterdir() if p.name != "manifest.json") == [f"file{i}.bin" for i in range(5)]
 
 
+def test_prune_removes_partial_write_on_folder_store(tmp_path):
+    catalog = Catalog.open(str(tmp_path / "store"))
+    source = make_folder(tmp_path / "source", 4)
+    version = abandon(catalog, source, "2026-11-01T00:00:00+00:00")
+    folder = tmp_path / "store" / "models" / "demo" / version
+    # What a publisher killed inside a write leaves: a temporary file the store does not list.
+    (folder / "deep").mkdir()
+    (folder / "deep" / ".write-abc123").write_bytes(b"half")
+    catalog.prune_unfinished("models", "demo", dt.timedelta(hours=1), now=NOW)
+    assert not folder.exists()
+    assert (tmp_path / "store" / "models" / "demo" / ".claims" / version).is_file()
+
+
+def test_pruned_version_of_other_files_needs_replace(tmp_path):
+    catalog = Catalog.open(str(tmp_path / "store"))
+    first = make_folder(tmp_path / "first", 4)
+    second = make_folder(tmp_path / "second", 6)
+
+    def stop(path: str, action: str) -> None:
+        raise Interrupted()
+
+    with pytest.raises(Interrupted):
+        catalog.publish("datasets", "faces", first, {}, version="1.0.0", progress=stop)
+    catalog.prune_unfinished("datasets", "faces", dt.timedelta(0))
+    with pytest.raises(VersionExistsError, match="pass --replace-unfinished"):
+        catalog.publish("datasets", "faces", second, {}, version="1.0.0")
+    assert catalog.publish("datasets", "faces", second, {}, version="1.0.0", replace_unfinished=True) == "1.0.0"
+    assert len(catalog.manifest("datasets", "faces", "1.0.0")["files"]) == 6
+
+
 def run(capsys, *arguments) -> tuple[int, str, str]:
     code = main(list(arguments))
     captured = capsys.readouterr()
@@ -172,4 +202,11 @@ def test_cli_prune_lists_then_prunes(tmp_path, capsys):
 def test_cli_prune_rejects_negative_age(tmp_path, capsys):
     code, _, err = run(capsys, "model", "prune", "demo", "--store", str(tmp_path / "store"), "--older-than", "-1")
     assert code != 0
-    assert "invalid --older-than -1.0: expected hours >= 0" in err
+    assert "invalid --older-than -1.0: expected hours from 0 to 878400" in err
+
+
+@pytest.mark.parametrize("hours", ["inf", "nan", "1e20"])
+def test_cli_prune_rejects_unbounded_age(tmp_path, capsys, hours):
+    code, _, err = run(capsys, "model", "prune", "demo", "--store", str(tmp_path / "store"), "--older-than", hours)
+    assert code == 2
+    assert f"invalid --older-than {float(hours)}" in err

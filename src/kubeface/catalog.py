@@ -102,6 +102,19 @@ def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
+def parse_manifest(data: bytes, where: str) -> dict:
+    """Decode a manifest.json; a damaged one raises ModelError naming where it was read from."""
+    try:
+        manifest = json.loads(data)
+    except ValueError as error:
+        raise ModelError(f"{where} is not valid JSON ({error}); this version is damaged, so publish or "
+                         "push it again under a new version") from error
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        raise ModelError(f"{where} has no list of files; this version is damaged, so publish or push it "
+                         "again under a new version")
+    return manifest
+
+
 def _parse_time(text) -> dt.datetime | None:
     """Return an aware datetime from an ISO time written by utc_now; None when it is not one."""
     if not isinstance(text, str):
@@ -167,12 +180,13 @@ class Catalog:
         """Read a version's manifest; raises NotFoundError for an unsealed or missing version."""
         key = f"{self._prefix(kind, name, version)}/{MANIFEST}"
         try:
-            return json.loads(self.store.read_bytes(key))
+            data = self.store.read_bytes(key)
         except NotFoundError as error:
             raise NotFoundError(
                 f"{kind[:-1]} {name} version {version} not found in {self.store.uri} "
                 f"(no {MANIFEST}); list versions with: kubeface {kind[:-1]} list"
             ) from error
+        return parse_manifest(data, f"{self.store.uri}/{key}")
 
     def publish(self, kind: str, name: str, folder: Path, metadata: dict, version: str | None = None,
                 files: list[str] | None = None, progress: ProgressCallback | None = None,
@@ -238,11 +252,13 @@ class Catalog:
             existing = {}
         if not isinstance(existing, dict):
             existing = {}
-        if existing.get("pruned"):
+        same_files = existing.get("files_sha256") == json.loads(claim)["files_sha256"]
+        if existing.get("pruned") and (same_files or replace_unfinished):
+            # Its files are gone: upload everything again under a fresh claim.
             logger.info("claiming %s %s version %s again after it was pruned", kind[:-1], name, version)
             self.store.write_bytes(claim_key, claim)
             return False
-        if existing.get("files_sha256") == json.loads(claim)["files_sha256"]:
+        if same_files:
             logger.info("resuming the unfinished %s %s version %s started %s", kind[:-1], name, version,
                         existing.get("started", "earlier"))
             return True
@@ -350,10 +366,8 @@ class Catalog:
             # Sealed between the listing and now: leave it whole.
             logger.warning("%s %s version %s was sealed meanwhile; not pruned", kind[:-1], name, version)
             return
-        keys = list(self.store.list(f"{prefix}/"))
-        for key in keys:
-            self.store.delete(key)
-        logger.info("pruned %s %s version %s: deleted %d objects", kind[:-1], name, version, len(keys))
+        deleted = self.store.delete_prefix(f"{prefix}/")
+        logger.info("pruned %s %s version %s: deleted %d objects", kind[:-1], name, version, deleted)
 
     def fetch(self, kind: str, name: str, version: str, destination: Path | None = None) -> Path:
         """Return a local folder with a version's files, every checksum verified.
@@ -486,7 +500,7 @@ def resolve_model(uri: str, s3_endpoint: str | None = None) -> Path:
     """
     path = Path(uri.removeprefix("file://")).expanduser()
     if "://" not in uri.removeprefix("file://") and (path / MANIFEST).is_file():
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
+        manifest = parse_manifest((path / MANIFEST).read_bytes(), str(path / MANIFEST))
         verify_folder(path, manifest)
         return path
     store_uri, name, version = split_model_uri(uri)

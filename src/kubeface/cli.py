@@ -20,6 +20,8 @@ from kubeface.errors import InvalidInputError, KubefaceError
 logger = logging.getLogger("kubeface")
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 def add_run(subparsers) -> None:
     parser = subparsers.add_parser("run", help="run the training pipeline locally with the KFP local runner")
     parser.add_argument("--dataset", help="photo folder <root>/<person>/<photo> or STORE/datasets/NAME/VERSION "
@@ -55,8 +57,13 @@ def add_run(subparsers) -> None:
 
 
 def cmd_run(args) -> int:
+    from kubeface.catalog import check_name
     from kubeface.localrun import bundled_demo, run_pipeline
+    from kubeface.rejection import check_target_far
 
+    # Checked here too, so a bad value fails before photos are aligned and embedded.
+    check_name(args.model_name)
+    check_target_far(args.target_far)
     dataset, test_dataset, unknown_dataset = args.dataset, args.test_dataset, args.unknown_dataset
     if dataset is None:
         dataset = str(bundled_demo() / "dataset")
@@ -193,6 +200,10 @@ def cmd_compile(args) -> int:
     from kubeface.components import COMPONENTS_DIR, compile_components
     from kubeface.pipelines.training import COMPILED_YAML, compile_pipeline
 
+    if args.output:
+        output = Path(args.output)
+        if output.suffix != ".yaml" or not output.parent.is_dir():
+            raise InvalidInputError(f"invalid --output {args.output}: expected a .yaml file in an existing folder")
     print(compile_pipeline(Path(args.output) if args.output else COMPILED_YAML))
     components_dir = args.components_dir or (None if args.output else COMPONENTS_DIR)
     if components_dir:
@@ -208,7 +219,8 @@ COMMANDS = [add_run, add_recognize, add_compile, add_dataset, add_model, add_enr
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kubeface", description="Face recognition pipelines for Kubeflow.")
     parser.add_argument("--version", action="version", version=f"kubeface {__version__}")
-    parser.add_argument("--log-level", default="WARNING", help="logging level (DEBUG, INFO, WARNING)")
+    parser.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS,
+                        help="logging level (default: %(default)s)")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for add in COMMANDS:
         add(subparsers)
@@ -252,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         # The reader of stdout went away (`kubeface model list | head`); that is not an error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except KeyboardInterrupt:
+        # Catalog versions are sealed last, so an interrupted command leaves nothing half-published.
+        print("kubeface: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

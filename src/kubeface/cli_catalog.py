@@ -7,9 +7,11 @@ import json
 import sys
 
 from kubeface.catalog import Catalog, parse_version, split_model_uri
-from kubeface.errors import InvalidInputError, NotFoundError
+from kubeface.errors import InvalidInputError, ModelError, NotFoundError
 
 KINDS = {"dataset": "datasets", "model": "models"}
+# A century: older claims cannot exist, and larger values overflow datetime arithmetic.
+MAX_PRUNE_HOURS = 100 * 366 * 24
 
 
 def _add_store_options(parser) -> None:
@@ -138,17 +140,25 @@ def cmd_list(args) -> int:
     catalog = Catalog.open(args.store, args.s3_endpoint)
     names = [args.name] if args.name else catalog.names(kind)
     rows = []
+    damaged = 0
     for name in names:
         for version in catalog.versions(kind, name):
             uri = catalog.store.child_uri(f"{kind}/{name}/{version}")
-            rows.append(_summary(kind, uri, catalog.manifest(kind, name, version)))
+            try:
+                manifest = catalog.manifest(kind, name, version)
+            except ModelError as error:
+                # One damaged version must not hide the others.
+                print(f"kubeface: warning: {error}", file=sys.stderr)
+                damaged += 1
+                continue
+            rows.append(_summary(kind, uri, manifest))
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
-        return 0
+        return 1 if damaged else 0
     if not rows:
         where = f"{args.kind} {args.name}" if args.name else f"{kind}"
         print(f"no {where} in {catalog.store.uri}", file=sys.stderr)
-        return 0
+        return 1 if damaged else 0
     if kind == "datasets":
         table = [("NAME", "VERSION", "CREATED", "PEOPLE", "PHOTOS")]
         table += [(r["name"], r["version"], r["created"], str(r["people"]), str(r["photos"])) for r in rows]
@@ -158,7 +168,7 @@ def cmd_list(args) -> int:
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     for line in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
-    return 0
+    return 1 if damaged else 0
 
 
 def _accuracy(row: dict) -> str:
@@ -217,8 +227,9 @@ def _show_lines(kind: str, row: dict) -> list[str]:
 
 def cmd_prune(args) -> int:
     kind = KINDS[args.kind]
-    if not args.older_than >= 0:
-        raise InvalidInputError(f"invalid --older-than {args.older_than}: expected hours >= 0, for example 24")
+    if not 0 <= args.older_than <= MAX_PRUNE_HOURS:
+        raise InvalidInputError(f"invalid --older-than {args.older_than}: expected hours from 0 to "
+                                f"{MAX_PRUNE_HOURS}, for example 24")
     catalog = Catalog.open(args.store, args.s3_endpoint)
     rows = catalog.prune_unfinished(kind, args.name, dt.timedelta(hours=args.older_than), dry_run=args.dry_run)
     if args.json:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 from pathlib import Path
 
-from kubeface.errors import ConfigurationError
+from kubeface.errors import ConfigurationError, InvalidInputError
 
 logger = logging.getLogger(__name__)
 
@@ -26,8 +27,10 @@ def add_serve(subparsers) -> None:
     parser.add_argument("--name", default=None, help="name the model is served under, as in /v2/models/NAME "
                         "(default: the model's catalog name)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind the HTTP and gRPC servers to")
-    parser.add_argument("--http-port", type=int, default=DEFAULT_HTTP_PORT, help="HTTP port (default: %(default)s)")
-    parser.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="gRPC port (default: %(default)s)")
+    parser.add_argument("--http-port", type=port_number, default=DEFAULT_HTTP_PORT,
+                        help="HTTP port (default: %(default)s)")
+    parser.add_argument("--grpc-port", type=port_number, default=DEFAULT_GRPC_PORT,
+                        help="gRPC port (default: %(default)s)")
     parser.add_argument("--no-grpc", action="store_true", help="serve HTTP only")
     parser.add_argument("--max-body-bytes", type=int, default=None, help="largest request body or gRPC "
                         "message, in bytes (default: $KUBEFACE_SERVE_MAX_BODY_BYTES or 33554432)")
@@ -79,7 +82,6 @@ def served_name(model_uri: str) -> str:
     A folder's name comes from its manifest.json; a catalog URI names it (STORE/models/NAME/VERSION).
     """
     from kubeface.catalog import MANIFEST, split_model_uri
-    from kubeface.errors import InvalidInputError
     from kubeface.publish import DEFAULT_MODEL_NAME
 
     folder = Path(model_uri.removeprefix("file://")).expanduser()
@@ -107,7 +109,7 @@ def add_predict(subparsers) -> None:
     parser.add_argument("--annotate", default=None, metavar="PNG", help="write the photo with boxes and names "
                         "to this PNG file; with several photos, a number is added before the suffix")
     parser.add_argument("--min-face-size", type=int, default=None, help="smallest face to find, in pixels")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for each response")
+    parser.add_argument("--timeout", type=positive_seconds, default=120.0, help="seconds to wait for each response")
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
     parser.set_defaults(handler=cmd_predict)
 
@@ -119,6 +121,12 @@ def cmd_predict(args) -> int:
     files = image_files(args.images)
     if not files:
         raise ConfigurationError(f"no image files found in {', '.join(args.images)}")
+    if not args.url.startswith(("http://", "https://")):
+        raise InvalidInputError(f"invalid --url {args.url!r}: expected http://HOST:PORT, for example "
+                                "http://127.0.0.1:8080")
+    if args.annotate and not Path(args.annotate).parent.is_dir():
+        raise InvalidInputError(f"invalid --annotate {args.annotate}: folder {Path(args.annotate).parent} does "
+                                "not exist; create it or choose another path")
     url = client.predict_url(args.url, args.name, timeout=args.timeout)
     options = {"annotate": bool(args.annotate)}
     if args.min_face_size is not None:
@@ -153,3 +161,25 @@ def _print_result(args, path: Path, prediction: dict | None, error: str | None) 
         print(f"{path}: error: {error}")
     else:
         print(f"{path}: {client.summary(prediction)}")
+
+
+def port_number(text: str) -> int:
+    """Parse a TCP port for argparse: 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: expected a number from 1 to 65535")
+    return port
+
+
+def positive_seconds(text: str) -> float:
+    """Parse a timeout for argparse: a finite number of seconds above 0."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 < seconds < float("inf"):
+        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: expected seconds above 0, for example 120")
+    return seconds

@@ -277,6 +277,13 @@ def run_benchmark(lfw_dir: Path, pairs_path: Path, train_pairs_path: Path | None
     """
     start = time.perf_counter()
     load_before = os.getloadavg()
+    output_dir = Path(output_dir)
+    try:
+        # Made first, so a bad path fails before minutes of embedding, not after.
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidInputError(f"cannot use {output_dir} as the output folder: {error}; "
+                                "pass --output-dir a folder path") from error
     plan = plan_pairs(lfw_dir, pairs_path, train_pairs_path, settings.folds)
     embedder = PhotoEmbedder(ir_dir, settings.align, settings.embed, batch_size=batch_size,
                              cache_dir=cache_dir, use_cache=use_cache)
@@ -284,8 +291,6 @@ def run_benchmark(lfw_dir: Path, pairs_path: Path, train_pairs_path: Path | None
     photos = embedder.embed_files(Path(lfw_dir), plan.photos, progress=progress)
     result = evaluate(plan, photos.names, photos.embeddings, settings)
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
     roc_path = verification.plot_roc(result, output_dir / "roc.png", f"LFW {Path(pairs_path).name}")
     summary = {
         "benchmark": "lfw",

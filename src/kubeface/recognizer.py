@@ -12,7 +12,7 @@ import numpy as np
 
 from kubeface import convert
 from kubeface.align import AlignSettings, crop_face
-from kubeface.catalog import MANIFEST, resolve_model
+from kubeface.catalog import MANIFEST, parse_manifest, resolve_model
 from kubeface.classifier import LinearSVM
 from kubeface.detect import Detector, DetectorSettings
 from kubeface.embed import Embedder, EmbedSettings
@@ -57,11 +57,13 @@ class Recognizer:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        self.manifest = json.loads((self.folder / MANIFEST).read_text(encoding="utf-8"))
+        self.manifest = parse_manifest((self.folder / MANIFEST).read_bytes(), str(self.folder / MANIFEST))
         try:
             self.info = json.loads((self.folder / MODEL_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError as error:
             raise ModelError(f"{self.folder / MODEL_FILE} is missing; this folder is not a kubeface model") from error
+        except ValueError as error:
+            raise ModelError(f"{self.folder / MODEL_FILE} is not valid JSON ({error}); this model is damaged") from error
         if self.info.get("format") != MODEL_FORMAT:
             raise ModelError(model_format_message(self.folder / MODEL_FILE, self.info))
         ir_dir = self.folder / "ir"

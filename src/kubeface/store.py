@@ -87,6 +87,13 @@ class Store(abc.ABC):
     parallelism = 1
     """How many uploads or downloads a catalog runs at once against this store."""
 
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object under prefix; returns how many there were."""
+        keys = self.list(prefix)
+        for key in keys:
+            self.delete(key)
+        return len(keys)
+
     def upload_file(self, key: str, path: Path, sha256: str | None = None) -> None:
         """Store a local file under key; sha256, when given, is recorded for object_sha256."""
         self.write_bytes(key, Path(path).read_bytes())
@@ -201,6 +208,14 @@ class LocalStore(Store):
             if path.is_file() and not path.name.startswith(".write-"):
                 keys.append(path.relative_to(self.root).as_posix())
         return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete the folder of prefix whole, with any temporary file an interrupted write left."""
+        count = len(self.list(prefix))
+        folder = self._path(prefix.rstrip("/"))
+        if folder.is_dir():
+            shutil.rmtree(folder)
+        return count
 
     def delete(self, key: str) -> None:
         try:
