@@ -96,3 +96,14 @@ def test_damaged_manifest_named_and_others_listed(capsys, trained_model, tmp_pat
     code, _, err = run(capsys, "recognize", "--model", str(damaged), str(resolve_model(trained_model) / "model.json"))
     assert code == 2
     assert f"{damaged / 'manifest.json'} is not valid JSON" in err
+
+
+@pytest.mark.parametrize("arguments", [
+    ["recognize", "--model", "x", "photo.jpg", "--min-face-size", "0"],
+    ["predict", "photo.jpg", "--url", "http://127.0.0.1:9", "--min-face-size", "0"],
+    ["benchmark", "lfw", "--lfw-dir", "d", "--pairs", "p", "--batch-size", "0"],
+])
+def test_zero_sizes_rejected(capsys, arguments):
+    code, _, err = run(capsys, *arguments)
+    assert code == 2
+    assert "expected an integer >= 1; got 0" in err

@@ -79,3 +79,5 @@ def test_one_person_fails_before_alignment(tmp_path, demo_root):
     assert result.returncode == 2
     assert "at least 2 people; found 1" in result.stderr
     assert "stage align" not in result.stderr
+    # The task's message, not the exception's module path.
+    assert "pipeline failed: training needs photos of at least 2 people" in result.stderr

@@ -185,6 +185,10 @@ def test_submit_unknown_parameter(kfp_api, no_token, capsys):
     (["dataset_uri=x", "min_accuracy=high"], "parameter min_accuracy must be a number; got 'high'"),
     (["dataset_uri=x", "deploy=maybe"], "parameter deploy must be true or false; got 'maybe'"),
     (["dataset_uri"], "--param expects KEY=VALUE; got 'dataset_uri'"),
+    (["dataset_uri=x", "shards=0"], "pipeline parameter shards=0 is out of range: expected >= 1"),
+    (["dataset_uri=x", "min_accuracy=5"], "pipeline parameter min_accuracy=5.0 is out of range: expected [0.0, 1.0]"),
+    (["dataset_uri=x", "target_far=1"], "pipeline parameter target_far=1.0 is out of range: expected [0.0, 1.0)"),
+    (["dataset_uri=x", "image_size=16"], "pipeline parameter image_size=16 is out of range: expected [32, 1024]"),
 ])
 def test_parse_params_rejects(items, message):
     spec = checked_in_documents()[0]

@@ -15,6 +15,7 @@ from kubeface.cli_catalog import add_dataset, add_model
 from kubeface.cli_grow import add_enroll
 from kubeface.cli_kubeflow import add_submit
 from kubeface.cli_serve import add_predict, add_serve
+from kubeface.cli_types import fraction, positive_int
 from kubeface.errors import InvalidInputError, KubefaceError
 
 logger = logging.getLogger("kubeface")
@@ -145,7 +146,7 @@ def add_recognize(subparsers) -> None:
     parser.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     parser.add_argument("--model", required=True, help="model URI STORE/models/NAME/VERSION or a model folder")
     parser.add_argument("--s3-endpoint", default=None, help="S3 endpoint URL (default: $KUBEFACE_S3_ENDPOINT)")
-    parser.add_argument("--min-face-size", type=int, default=None, help="smallest face to find, in pixels")
+    parser.add_argument("--min-face-size", type=positive_int, default=None, help="smallest face to find, in pixels")
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
     parser.set_defaults(handler=cmd_recognize)
 
@@ -227,26 +228,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def fraction(text: str) -> float:
-    """Parse a number in [0, 1] for argparse, so a wrong value fails before any work starts."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {text}")
-    return value
-
-
-def positive_int(text: str) -> int:
-    """Parse an integer of at least 1 for argparse."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {value}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

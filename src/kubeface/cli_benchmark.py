@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from kubeface.align import ALIGN_METHODS, AlignSettings
+from kubeface.cli_types import positive_int
 from kubeface.embed import STANDARDIZATIONS, EmbedSettings
 
 
@@ -48,7 +49,7 @@ def add_lfw(subparsers) -> None:
                         help="subtract the training pairs' mean embedding first (changes cosine distances only)")
     parser.add_argument("--far", type=float, default=benchmark.far_target,
                         help="false accept rate at which the validation rate is reported")
-    parser.add_argument("--batch-size", type=int, default=32, help="face crops per FaceNet inference call")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="face crops per FaceNet inference call")
     parser.add_argument("--precision", default="FP32", choices=["FP32", "FP16"], help="IR weight precision")
     parser.add_argument("--output-dir", default="lfw-benchmark", help="folder for roc.png and report.json")
     parser.add_argument("--no-cache", action="store_true",

@@ -81,12 +81,35 @@ def parse_params(items: list[str], spec: dict) -> dict:
         if key not in declared:
             raise InvalidInputError(f"unknown pipeline parameter {key!r}; known: {', '.join(sorted(declared))}")
         arguments[key] = convert_value(key, raw, declared[key]["parameterType"])
+        _check_range(key, arguments[key])
     missing = [name for name, info in declared.items()
                if name not in arguments and not info.get("isOptional") and "defaultValue" not in info]
     if missing:
         raise InvalidInputError(f"missing required pipeline parameter(s): {', '.join(sorted(missing))}; "
                                 f"add --param {missing[0]}=VALUE")
     return arguments
+
+
+# Allowed values of numeric pipeline parameters: (low, high, whether high is allowed). A wrong
+# value fails at submission instead of in a pod minutes later.
+PARAMETER_RANGES = {
+    "min_accuracy": (0.0, 1.0, True),
+    "target_far": (0.0, 1.0, False),
+    "shards": (1, None, True),
+    "margin": (0, None, True),
+    "image_size": (32, 1024, True),
+}
+
+
+def _check_range(key: str, value) -> None:
+    if key not in PARAMETER_RANGES:
+        return
+    low, high, high_included = PARAMETER_RANGES[key]
+    above = high is not None and (value > high if high_included else value >= high)
+    if value < low or above:
+        upper = "" if high is None else f", {high}{']' if high_included else ')'}"
+        bounds = f"[{low}{upper}" if high is not None else f">= {low}"
+        raise InvalidInputError(f"pipeline parameter {key}={value} is out of range: expected {bounds}")
 
 
 def run_url(host: str, run_id: str) -> str:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 from pathlib import Path
 
+from kubeface.cli_types import port_number, positive_int, positive_seconds
 from kubeface.errors import ConfigurationError, InvalidInputError
 
 logger = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def add_predict(subparsers) -> None:
     parser.add_argument("--name", default=None, help="served model name (default: the server's only model)")
     parser.add_argument("--annotate", default=None, metavar="PNG", help="write the photo with boxes and names "
                         "to this PNG file; with several photos, a number is added before the suffix")
-    parser.add_argument("--min-face-size", type=int, default=None, help="smallest face to find, in pixels")
+    parser.add_argument("--min-face-size", type=positive_int, default=None, help="smallest face to find, in pixels")
     parser.add_argument("--timeout", type=positive_seconds, default=120.0, help="seconds to wait for each response")
     parser.add_argument("--json", action="store_true", help="print one JSON object per image")
     parser.set_defaults(handler=cmd_predict)
@@ -162,24 +162,3 @@ def _print_result(args, path: Path, prediction: dict | None, error: str | None) 
     else:
         print(f"{path}: {client.summary(prediction)}")
 
-
-def port_number(text: str) -> int:
-    """Parse a TCP port for argparse: 1 to 65535."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}: expected a number from 1 to 65535")
-    return port
-
-
-def positive_seconds(text: str) -> float:
-    """Parse a timeout for argparse: a finite number of seconds above 0."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        seconds = float("nan")
-    if not 0 < seconds < float("inf"):
-        raise argparse.ArgumentTypeError(f"invalid timeout {text!r}: expected seconds above 0, for example 120")
-    return seconds

@@ -119,6 +119,8 @@ def run_pipeline(arguments: dict, pipeline_root: Path | None = None, verbose: bo
             task = training_pipeline(**arguments)
     except RuntimeError as error:
         detail = output.error_lines[-1] if output.error_lines else str(error)
+        # The task's traceback ends "kubeface.errors.DatasetError: <message>"; the message is enough.
+        detail = re.sub(r"^\s*kubeface\.errors\.\w+: ", "", detail)
         raise KubefaceError(f"pipeline failed: {detail} (full log: {log_path})") from error
     finally:
         builtins.print = original_print

@@ -296,7 +296,8 @@ def _copy_dataset(root: Path, target: Path, split: str) -> list[dict]:
             elif not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
                 ignored.append(name)
                 relative = path.relative_to(root).as_posix()
-                left.append({"path": f"{split}:{relative}", "reason": "not a regular file (pipe, socket or device)"})
+                kind = "a symbolic link" if stat.S_ISLNK(mode) else "a pipe, socket or device"
+                left.append({"path": f"{split}:{relative}", "reason": f"not a regular file ({kind})"})
         return ignored
 
     shutil.copytree(root, target, dirs_exist_ok=True, ignore=ignore, symlinks=False)
@@ -330,6 +331,11 @@ def run_fetch(dataset_uri: str, output_dir: Path, test_dataset_uri: str = "", s3
         raise DatasetError(
             f"training needs photos of at least 2 people; found {len(people)} in {dataset_uri} "
             f"({', '.join(people) or 'none'}); add person folders <root>/<person>/<photo>"
+        )
+    if unknown_dataset_uri and not any(p.split == datasets.UNKNOWN for p in photos):
+        raise DatasetError(
+            f"the unknown-people dataset {unknown_dataset_uri} has no photos; add photos of people "
+            "absent from training, or leave it out to choose the thresholds from left-out training people"
         )
     plan.update(people=people, photos=len(photos), skipped=[s.to_json() for s in skipped], not_copied=not_copied)
     write_json(output_dir / "plan.json", plan)
