@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from kubeface.errors import InvalidInputError
@@ -26,3 +28,10 @@ def test_missing_path_names_it(tmp_path):
     missing = tmp_path / "nowhere.jpg"
     with pytest.raises(InvalidInputError, match=f"photo {missing} does not exist"):
         image_files([str(missing)])
+
+
+def test_named_pipe_rejected(tmp_path):
+    pipe = tmp_path / "camera.jpg"
+    os.mkfifo(pipe)
+    with pytest.raises(InvalidInputError, match=f"photo {pipe} is not a regular file"):
+        image_files([str(pipe)])

@@ -150,15 +150,19 @@ def encode_png(image: np.ndarray) -> bytes:
 def image_files(arguments: list[str]) -> list[Path]:
     """Expand files and folders (searched recursively for IMAGE_SUFFIXES) into files, in a stable order.
 
-    A file named directly is kept whatever its suffix; a path that does not exist is an error.
+    A file named directly is kept whatever its suffix; a path that does not exist, or is not a
+    regular file or folder (a named pipe), is an error.
     """
     files = []
     for raw in arguments:
         path = Path(raw)
         if path.is_dir():
             files += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        elif path.exists():
+        elif path.is_file():
             files.append(path)
+        elif path.exists():
+            # Reading a named pipe would wait for a writer forever.
+            raise InvalidInputError(f"photo {raw} is not a regular file; pass image files or folders")
         else:
             raise InvalidInputError(f"photo {raw} does not exist; pass image files or folders that contain some")
     return files
