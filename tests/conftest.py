@@ -9,7 +9,7 @@ import pytest
 
 # Imported before any test module imports openvino, so that OpenVINO's usage telemetry stays off.
 import kubeface  # noqa: F401
-from s3server import private_seaweedfs, s3_env, seaweedfs  # noqa: F401 (fixtures for the S3 tests)
+from s3server import private_seaweedfs, s3_env, seaweedfs, store_uri  # noqa: F401 (fixtures for the S3 tests)
 
 DATA_ENV = "KUBEFACE_TEST_DATA"
 

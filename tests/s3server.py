@@ -211,6 +211,17 @@ def private_seaweedfs(tmp_path):
         server.close()
 
 
+@pytest.fixture(params=["local", "s3", "s3-listing"])
+def store_uri(request, tmp_path, monkeypatch):
+    """A store URI on each backend: a local folder, SeaweedFS, and SeaweedFS without If-None-Match."""
+    if request.param == "local":
+        return str(tmp_path / "store")
+    server = request.getfixturevalue("s3_env")
+    if request.param == "s3-listing":
+        monkeypatch.setenv("KUBEFACE_S3_CONDITIONAL_WRITES", "off")
+    return server.store_uri()
+
+
 @pytest.fixture
 def s3_env(seaweedfs, monkeypatch):
     """Point kubeface at the shared server through the environment, as a pipeline task gets it."""

@@ -15,21 +15,10 @@ from kubeface.catalog import MANIFEST, Catalog
 from kubeface.errors import ChecksumError, NotFoundError, VersionExistsError
 from kubeface.store import LocalStore, open_store
 
-BACKENDS = ["local", "s3", "s3-listing"]
 
 
 class Interrupted(Exception):
     """Raised from a progress callback to stop an upload part-way."""
-
-
-@pytest.fixture(params=BACKENDS)
-def store_uri(request, tmp_path, monkeypatch):
-    if request.param == "local":
-        return str(tmp_path / "store")
-    server = request.getfixturevalue("s3_env")
-    if request.param == "s3-listing":
-        monkeypatch.setenv("KUBEFACE_S3_CONDITIONAL_WRITES", "off")
-    return server.store_uri()
 
 
 def make_folder(root: Path, files: dict[str, bytes]) -> Path:

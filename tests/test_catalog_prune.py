@@ -12,22 +12,11 @@ from kubeface.catalog import Catalog
 from kubeface.cli import main
 from kubeface.errors import StoreError, VersionExistsError
 
-BACKENDS = ["local", "s3", "s3-listing"]
 NOW = dt.datetime(2026, 12, 4, 12, 0, tzinfo=dt.timezone.utc)
 
 
 class Interrupted(Exception):
     """Raised from a progress callback to stop an upload part-way."""
-
-
-@pytest.fixture(params=BACKENDS)
-def store_uri(request, tmp_path, monkeypatch):
-    if request.param == "local":
-        return str(tmp_path / "store")
-    server = request.getfixturevalue("s3_env")
-    if request.param == "s3-listing":
-        monkeypatch.setenv("KUBEFACE_S3_CONDITIONAL_WRITES", "off")
-    return server.store_uri()
 
 
 def make_folder(root: Path, count: int) -> Path:
@@ -37,17 +26,22 @@ def make_folder(root: Path, count: int) -> Path:
     return root
 
 
-def abandon(catalog: Catalog, source: Path, started: str, after: int = 2) -> str:
-    """Start publishing source as the next model version and stop after a few files."""
-    sent = []
+def stop_after(count: int):
+    """Return a progress callback that raises Interrupted when the count-th file is done."""
+    done = []
 
-    def stop(path: str, action: str) -> None:
-        sent.append(path)
-        if len(sent) == after:
+    def progress(path: str, action: str) -> None:
+        done.append(path)
+        if len(done) == count:
             raise Interrupted()
 
+    return progress
+
+
+def abandon(catalog: Catalog, source: Path, started: str, after: int = 2) -> str:
+    """Start publishing source as the next model version, stop after a few files, and backdate the claim."""
     with pytest.raises(Interrupted):
-        catalog.publish("models", "demo", source, {}, progress=stop)
+        catalog.publish("models", "demo", source, {}, progress=stop_after(after))
     version = catalog.versions("models", "demo", sealed_only=False)[-1]
     claim_key = catalog.claim_key("models", "demo", version)
     claim = json.loads(catalog.store.read_bytes(claim_key))
@@ -128,15 +122,8 @@ def test_publisher_pruned_midway_does_not_seal(tmp_path):
 def test_explicit_version_published_again_after_prune(tmp_path):
     catalog = Catalog.open(str(tmp_path / "store"))
     source = make_folder(tmp_path / "source", 5)
-    sent = []
-
-    def stop(path: str, action: str) -> None:
-        sent.append(path)
-        if len(sent) == 2:
-            raise Interrupted()
-
     with pytest.raises(Interrupted):
-        catalog.publish("datasets", "faces", source, {}, version="2.0.0", progress=stop)
+        catalog.publish("datasets", "faces", source, {}, version="2.0.0", progress=stop_after(2))
     catalog.prune_unfinished("datasets", "faces", dt.timedelta(0))
     assert catalog.store.list("datasets/faces/2.0.0/") == []
     assert catalog.publish("datasets", "faces", source, {}, version="2.0.0") == "2.0.0"
@@ -161,12 +148,8 @@ def test_pruned_version_of_other_files_needs_replace(tmp_path):
     catalog = Catalog.open(str(tmp_path / "store"))
     first = make_folder(tmp_path / "first", 4)
     second = make_folder(tmp_path / "second", 6)
-
-    def stop(path: str, action: str) -> None:
-        raise Interrupted()
-
     with pytest.raises(Interrupted):
-        catalog.publish("datasets", "faces", first, {}, version="1.0.0", progress=stop)
+        catalog.publish("datasets", "faces", first, {}, version="1.0.0", progress=stop_after(1))
     catalog.prune_unfinished("datasets", "faces", dt.timedelta(0))
     with pytest.raises(VersionExistsError, match="pass --replace-unfinished"):
         catalog.publish("datasets", "faces", second, {}, version="1.0.0")

@@ -229,7 +229,7 @@ class Catalog:
         if self._read_claim(kind, name, version).get("pruned"):
             raise StoreError(
                 f"{kind[:-1]} {name} version {version} in {self.store.uri} was pruned as abandoned while this "
-                f"upload ran, so its files may be gone; it is not sealed; publish again"
+                "upload ran, so its files may be gone. It is not sealed: publish again"
             )
         if not self.store.create_exclusive(f"{prefix}/{MANIFEST}", data):
             raise_exists(kind, name, version, self.store.uri)
@@ -246,12 +246,7 @@ class Catalog:
             return False
         if self.store.exists(f"{prefix}/{MANIFEST}"):
             raise_exists(kind, name, version, self.store.uri)
-        try:
-            existing = json.loads(self.store.read_bytes(claim_key))
-        except (NotFoundError, ValueError):
-            existing = {}
-        if not isinstance(existing, dict):
-            existing = {}
+        existing = self._read_claim(kind, name, version)
         same_files = existing.get("files_sha256") == json.loads(claim)["files_sha256"]
         if existing.get("pruned") and (same_files or replace_unfinished):
             # Its files are gone: upload everything again under a fresh claim.
@@ -269,8 +264,7 @@ class Catalog:
                 "finish it, or pass --replace-unfinished to discard it"
             )
         logger.warning("discarding the unfinished %s %s version %s in %s", kind[:-1], name, version, self.store.uri)
-        for key in self.store.list(f"{prefix}/"):
-            self.store.delete(key)
+        self.store.delete_prefix(f"{prefix}/")
         self.store.write_bytes(claim_key, claim)
         return False
 

@@ -152,23 +152,29 @@ def cmd_list(args) -> int:
                 damaged += 1
                 continue
             rows.append(_summary(kind, uri, manifest))
+    status = 1 if damaged else 0
     if args.json:
         print(json.dumps(rows, ensure_ascii=False))
-        return 1 if damaged else 0
+        return status
     if not rows:
         where = f"{args.kind} {args.name}" if args.name else f"{kind}"
         print(f"no {where} in {catalog.store.uri}", file=sys.stderr)
-        return 1 if damaged else 0
+        return status
     if kind == "datasets":
         table = [("NAME", "VERSION", "CREATED", "PEOPLE", "PHOTOS")]
         table += [(r["name"], r["version"], r["created"], str(r["people"]), str(r["photos"])) for r in rows]
     else:
         table = [("NAME", "VERSION", "CREATED", "ACCURACY", "DATASET")]
         table += [(r["name"], r["version"], r["created"], _accuracy(r), _dataset_label(r["dataset"])) for r in rows]
+    _print_table(table)
+    return status
+
+
+def _print_table(table: list[tuple[str, ...]]) -> None:
+    """Print rows of text cells in left-aligned columns, the first row being the header."""
     widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
     for line in table:
         print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
-    return 1 if damaged else 0
 
 
 def _accuracy(row: dict) -> str:
@@ -240,7 +246,5 @@ def cmd_prune(args) -> int:
         return 0
     table = [("VERSION", "OBJECTS", "ACTION", "REASON")]
     table += [(r["version"], str(r["objects"]), r["action"], r["reason"]) for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]))]
-    for line in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+    _print_table(table)
     return 0

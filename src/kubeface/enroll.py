@@ -29,7 +29,7 @@ from kubeface.datasets import check_person_name, printable_name
 from kubeface.errors import DatasetError, InvalidInputError, KubefaceError
 from kubeface.publish import MODEL_FILE
 from kubeface.recognizer import Recognizer
-from kubeface.rejection import DEFAULT_TARGET_FAR, ROC_PNG, calibrate, plot_roc, roc_points
+from kubeface.rejection import DEFAULT_TARGET_FAR, ROC_PNG, calibrate, nearest_neighbours, plot_roc, roc_points
 
 logger = logging.getLogger(__name__)
 
@@ -81,21 +81,20 @@ def embed_photos(recognizer: Recognizer, paths: list[Path]) -> tuple[list[Enroll
 
 def _reject_other_people_photos(photos: list[EnrolledPhoto], new_embeddings: np.ndarray, gallery: np.ndarray,
                                 gallery_names: list[str], person: str) -> None:
-    """Refuse photos that are (nearly) a training photo of someone else, which would corrupt both people.
+    """Raise DatasetError for photos that copy another person's training photo.
 
-    The same photo gives the same embedding (distance 0), while the two closest different photos
-    of one person in the bundled demo set lie 0.36 apart.
+    Such a photo under a second name would corrupt the classes of both people. The same photo
+    gives the same embedding (distance 0), while the two closest different photos of one person
+    in the bundled demo set lie 0.36 apart.
     """
     if not len(new_embeddings) or not len(gallery):
         return
     used = [p for p in photos if p.status == "aligned"]
-    distances = np.linalg.norm(new_embeddings[:, None, :] - gallery[None, :, :], axis=2)
+    nearest, distances = nearest_neighbours(new_embeddings, gallery)
     clashes = []
-    for row, photo in enumerate(used):
-        nearest = int(np.argmin(distances[row]))
-        if distances[row, nearest] <= DUPLICATE_DISTANCE and gallery_names[nearest] != person:
-            clashes.append(f"{photo.path} (distance {distances[row, nearest]:.3f} to a photo of "
-                           f"{gallery_names[nearest]})")
+    for photo, index, distance in zip(used, nearest, distances):
+        if distance <= DUPLICATE_DISTANCE and gallery_names[index] != person:
+            clashes.append(f"{photo.path} (distance {distance:.3f} to a photo of {gallery_names[index]})")
     if clashes:
         raise DatasetError(
             f"{len(clashes)} of the photos given for {person!r} are training photos of other people: "

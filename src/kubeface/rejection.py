@@ -106,16 +106,22 @@ class Thresholds:
         }
 
 
-def nearest_distances(embeddings: np.ndarray, gallery: np.ndarray) -> np.ndarray:
-    """Return, for each of N embeddings, the Euclidean distance to the closest of M gallery rows."""
+def nearest_neighbours(embeddings: np.ndarray, gallery: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return, for each of N embeddings, the index of the closest of M gallery rows and its Euclidean distance."""
     if len(embeddings) == 0:
-        return np.zeros(0)
+        return np.zeros(0, np.int64), np.zeros(0)
     squared = (
         np.sum(embeddings.astype(np.float64) ** 2, axis=1)[:, None]
         + np.sum(gallery.astype(np.float64) ** 2, axis=1)[None, :]
         - 2.0 * embeddings.astype(np.float64) @ gallery.astype(np.float64).T
     )
-    return np.sqrt(np.maximum(squared.min(axis=1), 0.0))
+    index = squared.argmin(axis=1)
+    return index, np.sqrt(np.maximum(squared[np.arange(len(index)), index], 0.0))
+
+
+def nearest_distances(embeddings: np.ndarray, gallery: np.ndarray) -> np.ndarray:
+    """Return, for each of N embeddings, the Euclidean distance to the closest of M gallery rows."""
+    return nearest_neighbours(embeddings, gallery)[1]
 
 
 def score_faces(
