@@ -143,7 +143,8 @@ class FacePredictor(kserve.Model):
                     waited = time.perf_counter() - start
                     delay = min(LOAD_RETRY_MAX_DELAY_SECONDS, LOAD_RETRY_FIRST_DELAY_SECONDS * 2 ** (attempt - 1))
                     if waited + delay > self.settings.load_retry_seconds or self._stopping.is_set():
-                        self._fail(error, f" (gave up after {attempt} attempt{'s' if attempt > 1 else ''} in {waited:.0f} s)")
+                        attempts = f"{attempt} attempt" + ("s" if attempt > 1 else "")
+                        self._fail(error, f" (gave up after {attempts} in {waited:.0f} s)")
                         return False
                     self.waiting_for_store = f"{error} (attempt {attempt}; retrying in {delay:.0f} s)"
                     logger.warning("model %s: the store cannot be reached: %s; retrying in %.0f s",

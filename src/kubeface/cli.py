@@ -20,8 +20,8 @@ from kubeface.errors import InvalidInputError, KubefaceError
 
 logger = logging.getLogger("kubeface")
 
-
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
 
 def add_run(subparsers) -> None:
     parser = subparsers.add_parser("run", help="run the training pipeline locally with the KFP local runner")
@@ -201,11 +201,10 @@ def cmd_compile(args) -> int:
     from kubeface.components import COMPONENTS_DIR, compile_components
     from kubeface.pipelines.training import COMPILED_YAML, compile_pipeline
 
-    if args.output:
-        output = Path(args.output)
-        if output.suffix != ".yaml" or not output.parent.is_dir():
-            raise InvalidInputError(f"invalid --output {args.output}: expected a .yaml file in an existing folder")
-    print(compile_pipeline(Path(args.output) if args.output else COMPILED_YAML))
+    output = Path(args.output) if args.output else COMPILED_YAML
+    if output.suffix != ".yaml" or not output.parent.is_dir():
+        raise InvalidInputError(f"invalid --output {args.output}: expected a .yaml file in an existing folder")
+    print(compile_pipeline(output))
     components_dir = args.components_dir or (None if args.output else COMPONENTS_DIR)
     if components_dir:
         for path in compile_components(Path(components_dir)):
@@ -226,8 +225,6 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS:
         add(subparsers)
     return parser
-
-
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,7 +59,8 @@ def cmd_serve(args) -> int:
 
     settings = ServingSettings.from_env(
         max_body_bytes=args.max_body_bytes, max_pixels=args.max_pixels, max_images=args.max_images,
-        embed_batch_size=args.embed_batch_size, load_retry_seconds=args.load_retry_seconds, ui=False if args.no_ui else None,
+        embed_batch_size=args.embed_batch_size, load_retry_seconds=args.load_retry_seconds,
+        ui=False if args.no_ui else None,
     )
     name = args.name or served_name(args.model)
     # The settings in force and one line per request are logged at INFO; uvicorn.error logs where

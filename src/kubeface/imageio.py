@@ -150,8 +150,8 @@ def encode_png(image: np.ndarray) -> bytes:
 def image_files(arguments: list[str]) -> list[Path]:
     """Expand files and folders (searched recursively for IMAGE_SUFFIXES) into files, in a stable order.
 
-    A file named directly is kept whatever its suffix; a path that does not exist, or is not a
-    regular file or folder (a named pipe), is an error.
+    A file named directly is kept whatever its suffix. A path that does not exist, or that is
+    neither a regular file nor a folder (a named pipe), raises InvalidInputError.
     """
     files = []
     for raw in arguments:

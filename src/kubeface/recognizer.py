@@ -57,13 +57,15 @@ class Recognizer:
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)
-        self.manifest = parse_manifest((self.folder / MANIFEST).read_bytes(), str(self.folder / MANIFEST))
+        manifest_path = self.folder / MANIFEST
+        self.manifest = parse_manifest(manifest_path.read_bytes(), str(manifest_path))
         try:
             self.info = json.loads((self.folder / MODEL_FILE).read_text(encoding="utf-8"))
         except FileNotFoundError as error:
             raise ModelError(f"{self.folder / MODEL_FILE} is missing; this folder is not a kubeface model") from error
         except ValueError as error:
-            raise ModelError(f"{self.folder / MODEL_FILE} is not valid JSON ({error}); this model is damaged") from error
+            raise ModelError(f"{self.folder / MODEL_FILE} is not valid JSON ({error}); this model is damaged, "
+                             "so publish it again") from error
         if self.info.get("format") != MODEL_FORMAT:
             raise ModelError(model_format_message(self.folder / MODEL_FILE, self.info))
         ir_dir = self.folder / "ir"
